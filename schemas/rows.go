@@ -207,17 +207,17 @@ func (e DPOExample) Validate() error {
 // Dead-letter reasons. Every record a stage takes in ends as an output row or as a
 // DeadLetter with one of these.
 const (
-	ReasonInvalidPrompt   = "invalid_prompt"   // a prompt row failed Validate
-	ReasonUnknownPersona  = "unknown_persona"  // a prompt names a persona not in personas.yaml
-	ReasonGenerateFailed  = "generate_failed"  // the generator call failed after retries
-	ReasonMissingVariant  = "missing_variant"  // a prompt reached labelling without both variants
-	ReasonUnparseable     = "unparseable"      // a variant's text is not a valid Recipe
-	ReasonTie             = "tie"              // the judge (or rules judge) saw no winner
-	ReasonBothViolate     = "both_violate"     // both recipes break a hard constraint
-	ReasonJudgeFailed     = "judge_failed"     // the judge call failed after retries
+	ReasonInvalidPrompt   = "invalid_prompt"    // a prompt row failed Validate
+	ReasonUnknownPersona  = "unknown_persona"   // a prompt names a persona not in personas.yaml
+	ReasonGenerateFailed  = "generate_failed"   // the generator call failed after retries
+	ReasonMissingVariant  = "missing_variant"   // a prompt reached labelling without both variants
+	ReasonUnparseable     = "unparseable"       // a variant's text is not a valid Recipe
+	ReasonTie             = "tie"               // the judge (or rules judge) saw no winner
+	ReasonBothViolate     = "both_violate"      // both recipes break a hard constraint
+	ReasonJudgeFailed     = "judge_failed"      // the judge call failed after retries
 	ReasonJudgeBadVerdict = "judge_bad_verdict" // the judge answered, but not a usable verdict
-	ReasonVetoed          = "vetoed"           // the rules veto dropped the judge's verdict
-	ReasonFormatFailed    = "format_failed"    // the pair could not be made a valid DPOExample
+	ReasonVetoed          = "vetoed"            // the rules veto dropped the judge's verdict
+	ReasonFormatFailed    = "format_failed"     // the pair could not be made a valid DPOExample
 )
 
 // DeadLetter is a record a stage could not turn into output, with the reason
@@ -238,3 +238,36 @@ func (d DeadLetter) Validate() error {
 	}
 	return nil
 }
+
+// RowKey and Partition give every row type its sort key within a shard and the directory it
+// is written under (persona, or stage for dead letters), so sinks are generic.
+
+// RowKey is the prompt id.
+func (p Prompt) RowKey() string { return p.PromptID }
+
+// Partition is the persona id.
+func (p Prompt) Partition() string { return p.PersonaID }
+
+// RowKey is prompt id / variant.
+func (v Variant) RowKey() string { return v.Key() }
+
+// Partition is the persona id.
+func (v Variant) Partition() string { return v.PersonaID }
+
+// RowKey is the pair id.
+func (p PreferencePair) RowKey() string { return p.PairID }
+
+// Partition is the persona id.
+func (p PreferencePair) Partition() string { return p.PersonaID }
+
+// RowKey is the example id.
+func (e DPOExample) RowKey() string { return e.ID }
+
+// Partition is the persona id.
+func (e DPOExample) Partition() string { return e.PersonaID }
+
+// RowKey is persona / record id / reason, unique within a stage.
+func (d DeadLetter) RowKey() string { return d.PersonaID + "/" + d.RecordID + "/" + d.Reason }
+
+// Partition is the stage.
+func (d DeadLetter) Partition() string { return d.Stage }

@@ -103,3 +103,20 @@ func System(style string, p schemas.Persona) (string, error) {
 	}
 	return "", fmt.Errorf("unknown prompt style %q; use %q or %q", style, StyleNeutral, StylePersona)
 }
+
+// Format renders a labelled pair as a DPO example: the ChatML prompt of the given style
+// around the persona-neutral request, and both recipes as completions.
+func Format(p schemas.PreferencePair, persona schemas.Persona, style string) (schemas.DPOExample, error) {
+	system, err := System(style, persona)
+	if err != nil {
+		return schemas.DPOExample{}, err
+	}
+	ex := schemas.DPOExample{
+		ID: p.PairID, PersonaID: p.PersonaID,
+		Prompt: Prompt(system, p.Prompt), Chosen: Completion(p.Chosen), Rejected: Completion(p.Rejected),
+	}
+	if err := ex.Validate(); err != nil {
+		return schemas.DPOExample{}, err
+	}
+	return ex, nil
+}

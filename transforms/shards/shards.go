@@ -23,6 +23,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 )
 
@@ -39,21 +40,13 @@ const (
 // for the spec's full counts and beyond.
 const DefaultMaxRows = 5000
 
-// Info describes one written shard; the manifest lists these.
-type Info struct {
-	Stage     string `json:"stage"`
-	Kind      string `json:"kind"` // "out" or "dead"
-	PersonaID string `json:"persona_id,omitempty"`
-	Path      string `json:"path"`
-	Rows      int64  `json:"rows"`
-	Bytes     int64  `json:"bytes"`
-	SHA256    string `json:"sha256"`
-}
+// Info describes one written shard.
+type Info = schemas.ShardInfo
 
 // Shard kinds.
 const (
-	KindOut  = "out"
-	KindDead = "dead"
+	KindOut  = schemas.ShardOut
+	KindDead = schemas.ShardDead
 )
 
 // PersonaDir is the directory of one persona's shards for a stage directory.
@@ -142,10 +135,13 @@ func ReadFile[T any](ctx context.Context, p string) ([]T, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a Parquet file: %w", p, err)
 	}
-	want := parquet.SchemaOf(new(T))
+	have := map[string]bool{}
+	for _, col := range f.Schema().Fields() {
+		have[col.Name()] = true
+	}
 	var missing []string
-	for _, col := range want.Fields() {
-		if _, ok := f.Schema().Lookup(col.Name()); !ok {
+	for _, col := range parquet.SchemaOf(new(T)).Fields() {
+		if !have[col.Name()] {
 			missing = append(missing, col.Name())
 		}
 	}

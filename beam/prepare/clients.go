@@ -1,0 +1,38 @@
+package prepare
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/pantrypilot/recipe-dpo/transforms/llm"
+)
+
+// newGenerator builds the variant generator on a worker. The API key comes from the
+// worker's environment, never from the serialized config.
+func newGenerator(_ context.Context, c GeneratorConfig, cacheRoot string, noCache bool) (llm.Generator, *llm.Caller, error) {
+	switch c.Kind {
+	case GeneratorOpenAI:
+		caller := llm.Shared("generator", c.Limits, cache(cacheRoot, noCache))
+		return llm.NewOpenAIGenerator(c.URL, os.Getenv(EnvGeneratorKey), caller), caller, nil
+	}
+	return nil, nil, fmt.Errorf("unknown generator %q", c.Kind)
+}
+
+// newJudge builds the LLM preference judge on a worker; GROQ_API_KEY comes from the
+// worker's environment.
+func newJudge(_ context.Context, c LabelerConfig, cacheRoot string, noCache bool) (llm.PairJudge, *llm.Caller, error) {
+	key := os.Getenv(EnvGroqKey)
+	if key == "" {
+		return nil, nil, fmt.Errorf("--labeler=groq needs %s in the environment (of the workers, on Dataflow)", EnvGroqKey)
+	}
+	caller := llm.Shared("judge", c.Limits, cache(cacheRoot, noCache))
+	return llm.NewOpenAIPairJudge(c.URL, key, c.Model, caller), caller, nil
+}
+
+func cache(root string, off bool) llm.Cache {
+	if off {
+		return nil
+	}
+	return llm.NewBlobCache(root)
+}

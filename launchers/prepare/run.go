@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+
+	"github.com/pantrypilot/recipe-dpo/beam/prepare"
+	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob"
+	"github.com/pantrypilot/recipe-dpo/transforms/prompts"
+	"github.com/pantrypilot/recipe-dpo/transforms/shards"
+	"github.com/pantrypilot/recipe-dpo/transforms/variants"
+)
+
+// version is the code version recorded in the manifest (-ldflags "-X main.version=...").
+var version = "dev"
+
+// buildConfig turns flags into a validated job configuration. It reads the personas and
+// prompts but writes nothing, so bad input fails before any output exists.
+func buildConfig(ctx context.Context, o *options) (prepare.Config, error) {
+	personasName, personasData := schemas.DefaultPersonasPath, schemas.DefaultPersonasYAML
+	if o.PersonasPath != "" {
+		b, err := os.ReadFile(o.PersonasPath)
+		if err != nil {
+			return prepare.Config{}, fmt.Errorf("--personas: %w", err)
+		}
+		personasName, personasData = o.PersonasPath, b
+	}
+	all, err := schemas.ParsePersonas(personasData, personasName)
+	if err != nil {
+		return prepare.Config{}, err
+	}
+	selected := all
+	if o.Persona != "" {
+		selected = nil
+		for _, id := range strings.Split(o.Persona, ",") {
+			p, ok := schemas.PersonaByID(all, strings.TrimSpace(id))
+			if !ok {
+				return prepare.Config{}, fmt.Errorf("--persona %q is not in %s; known personas: %s",
+					id, personasName, strings.Join(schemas.PersonaIDs(all), ", "))
+			}
+			selected = append(selected, p)
+		}
+	}
+
+	var ps []schemas.Prompt
+	if o.PromptsPath != "" {
+		if ps, err = readPrompts(ctx, o.PromptsPath); err != nil {
+			return prepare.Config{}, err
+		}
+		ps = inScope(ps, all, selected)
+	} else {
+		if o.Count <= 0 {
+			return prepare.Config{}, fmt.Errorf("--count must be > 0, got %d (or pass --prompts)", o.Count)
+		}
+		for _, p := range selected {
+			ps = append(ps, prompts.Generate(p, o.Count, o.Seed)...)
+		}
+	}
+
+	spec := variants.Spec{Model: o.GeneratorModel, MaxTokens: o.MaxTokens, Seed: o.Seed, TempA: o.TempA, TempB: o.TempB, TopP: o.TopP}
+	gen, judge := o.GenLimits, o.JudgeLimits
+	gen.MaxRetries, judge.MaxRetries = o.MaxRetries, o.MaxRetries
+	gen.Timeout, judge.Timeout = o.Timeout, o.Timeout
+	cfg := prepare.Config{
+		Output:    strings.TrimSuffix(o.Output, "/"),
+		Personas:  selected,
+		Prompts:   ps,
+		Generator: prepare.GeneratorConfig{Kind: o.Generator, URL: o.GeneratorURL, Spec: spec, Limits: gen},
+		Labeler: prepare.LabelerConfig{Kind: o.Labeler, URL: o.GroqURL, Model: o.GroqModel, Veto: o.Veto,
+			Limits: judge},
+		PromptStyle: o.PromptStyle,
+		BatchSize:   o.BatchSize,
+		ShardRows:   o.ShardRows,
+		NoCache:     o.NoCache,
+		CodeVersion: version,
+		Inputs: map[string]string{
+			"personas": sha(personasData),
+			"prompts":  sha(mustMarshal(ps)),
+		},
+		Settings: settings(),
+	}
+	if err := cfg.Validate(); err != nil {
+		return prepare.Config{}, err
+	}
+	return cfg, nil
+}
+
+// readPrompts reads --prompts as JSONL or Parquet (by extension), locally or from gs://.
+func readPrompts(ctx context.Context, path string) ([]schemas.Prompt, error) {
+	if strings.HasSuffix(path, ".parquet") {
+		ps, err := shards.ReadFile[schemas.Prompt](ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("--prompts: %w", err)
+		}
+		return ps, nil
+	}
+	b, err := blob.ReadFile(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("--prompts: %w (pass a readable .jsonl or .parquet file)", err)
+	}
+	ps, err := prompts.ReadPrompts(path, bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("--prompts: %w", err)
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("--prompts: %s holds no prompts", path)
+	}
+	return ps, nil
+}
+
+// inScope keeps the prompts of selected personas. Prompts of personas that exist but were not
+// selected are out of this run's scope; prompts naming unknown personas stay, and the job
+// dead-letters them (nothing is lost silently).
+func inScope(ps []schemas.Prompt, all, selected []schemas.Persona) []schemas.Prompt {
+	if len(all) == len(selected) {
+		return ps
+	}
+	ids := schemas.PersonaIDs(selected)
+	known := schemas.PersonaIDs(all)
+	return slices.DeleteFunc(slices.Clone(ps), func(p schemas.Prompt) bool {
+		return slices.Contains(known, p.PersonaID) && !slices.Contains(ids, p.PersonaID)
+	})
+}
+
+// settings records every flag's value for the manifest. Secrets are never flags.
+func settings() map[string]any {
+	m := map[string]any{}
+	flag.VisitAll(func(f *flag.Flag) { m[f.Name] = f.Value.String() })
+	return m
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// run builds the configuration, checks the output is writable, runs the job, and prints the
+// accounting table. It fails if any stage does not balance.
+func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer) error {
+	cfg, err := buildConfig(ctx, o)
+	if err != nil {
+		return err
+	}
+	dry := isDryRun()
+	if !dry {
+		if err := blob.CheckWritable(ctx, cfg.Output); err != nil {
+			return err
+		}
+		if cfg.Labeler.Kind == prepare.LabelerGroq && os.Getenv(prepare.EnvGroqKey) == "" && isLocalRunner() {
+			return fmt.Errorf("--labeler=groq needs %s in the environment", prepare.EnvGroqKey)
+		}
+	}
+	logger.Info("prepare: starting", "personas", len(cfg.Personas), "prompts", len(cfg.Prompts),
+		"output", cfg.Output, "generator", cfg.Generator.URL, "labeler", cfg.Labeler.Kind)
+
+	p, s := beam.NewPipelineWithRoot()
+	prepare.Pipeline(s, cfg)
+	res, err := beamx.RunWithMetrics(ctx, p)
+	if err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	if dry || res == nil {
+		logger.Info("prepare: dry run, nothing submitted")
+		return nil
+	}
+	m, err := readManifest(ctx, cfg.Output)
+	if err != nil {
+		return err
+	}
+	printReport(stdout, m, counters(res))
+	if !m.Balanced {
+		return errors.New("accounting does not balance (in != out + dead letters) for some stage; see the table above")
+	}
+	return nil
+}
+
+func isDryRun() bool {
+	f := flag.Lookup("dry_run")
+	return f != nil && f.Value.String() == "true"
+}
+
+func isLocalRunner() bool {
+	f := flag.Lookup("runner")
+	return f == nil || f.Value.String() == "" || f.Value.String() == "prism" || f.Value.String() == "direct"
+}
+
+func readManifest(ctx context.Context, root string) (schemas.Manifest, error) {
+	var m schemas.Manifest
+	b, err := blob.ReadFile(ctx, blob.Join(root, "manifest.json"))
+	if err != nil {
+		return m, fmt.Errorf("the job ran but wrote no manifest: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("manifest.json: %w", err)
+	}
+	return m, nil
+}
+
+// counters sums the job's Beam counters by name.
+func counters(res beam.PipelineResult) map[string]int64 {
+	out := map[string]int64{}
+	for _, c := range res.Metrics().AllMetrics().Counters() {
+		out[c.Name()] += c.Result()
+	}
+	return out
+}
+
+// printReport prints the per-stage accounting table and the call statistics.
+func printReport(w io.Writer, m schemas.Manifest, c map[string]int64) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "stage\tin\tout\tdead\tbalanced\tdead letters by reason\t")
+	for _, s := range m.Stages {
+		var reasons []string
+		for r, n := range s.DeadReasons {
+			reasons = append(reasons, fmt.Sprintf("%s=%d", r, n))
+		}
+		slices.Sort(reasons)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%v\t%s\t\n", s.Stage, s.In, s.Out, s.Dead, s.Balanced, strings.Join(reasons, " "))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nlabel pass rate %.1f%%, LLM-vs-rules agreement %.1f%% (agree %d, disagree %d, n/a %d), vetoed %d\n",
+		100*m.Label.PassRate, 100*m.Label.AgreementRate, m.Label.Agreement[schemas.AgreementAgree],
+		m.Label.Agreement[schemas.AgreementDisagree], m.Label.Agreement[schemas.AgreementNA], m.Label.Vetoed)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\nLLM\tmodel\tcalls\tcache hits\tfailures\tprompt tokens\tcompletion tokens\test. cost\t")
+	for _, role := range []string{"generator", "judge"} {
+		u := m.Usage[role]
+		cost := fmt.Sprintf("$%.4f", u.EstimatedCostUSD)
+		if !u.PriceKnown {
+			cost = "n/a"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", role, u.Model, c[role+"_calls"], c[role+"_cache_hits"],
+			c[role+"_failures"], u.PromptTokens, u.CompletionTokens, cost)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "retries %d\n", c["llm_retries"])
+}
