@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 
@@ -17,6 +18,28 @@ import (
 )
 
 func TestMain(m *testing.M) { ptest.Main(m) }
+
+func init() {
+	register.DoFn2x0[[]byte, func(schemas.PreferencePair)](&benchPairsFn{})
+}
+
+// benchPairsFn emits N synthetic pairs over 10 personas from an impulse, so the benchmark
+// measures the pipeline's data plane rather than encoding a large CreateList into the job.
+type benchPairsFn struct{ N int }
+
+func (f *benchPairsFn) ProcessElement(_ []byte, emit func(schemas.PreferencePair)) {
+	for _, p := range pairs(f.N, benchPersonas()...) {
+		emit(p)
+	}
+}
+
+func benchPersonas() []string {
+	var ps []string
+	for i := range 10 {
+		ps = append(ps, fmt.Sprintf("persona_%d", i))
+	}
+	return ps
+}
 
 func TestSummarize(t *testing.T) {
 	infos := []schemas.ShardInfo{
@@ -42,11 +65,15 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
-func pairs(n int) []schemas.PreferencePair {
+func pairs(n int, personas ...string) []schemas.PreferencePair {
+	if len(personas) == 0 {
+		personas = []string{"persona_b_indian_veg"}
+	}
 	ps := make([]schemas.PreferencePair, n)
 	for i := range ps {
+		persona := personas[i%len(personas)]
 		ps[i] = schemas.PreferencePair{
-			PairID: fmt.Sprintf("persona_b_indian_veg-%05d", i), PersonaID: "persona_b_indian_veg",
+			PairID: fmt.Sprintf("%s-%05d", persona, i), PersonaID: persona,
 			Prompt:        fmt.Sprintf("I have paneer, spinach and rice (%d). What can I cook?", i),
 			Chosen:        `{"title":"Palak Paneer","cuisine":"Indian","servings":2,"ingredients":[{"name":"paneer","quantity":"200 g"}],"steps":["Cook."],"dietary_tags":["vegetarian"]}`,
 			Rejected:      `{"title":"Chicken Curry","cuisine":"Indian","servings":2,"ingredients":[{"name":"chicken","quantity":"300 g"}],"steps":["Cook."],"dietary_tags":[]}`,
@@ -90,8 +117,8 @@ func TestFormatAndWrite(t *testing.T) {
 // plain parquet-go loop writing the same rows (target ≥ 0.3).
 func BenchmarkFormatAndWrite(b *testing.B) {
 	const n = 50000
-	in := pairs(n)
-	persona := []string{"persona_b_indian_veg"}
+	persona := benchPersonas()
+	in := pairs(n, persona...)
 	for range b.N {
 		ctx := context.Background()
 		start := time.Now()
@@ -110,7 +137,7 @@ func BenchmarkFormatAndWrite(b *testing.B) {
 
 		start = time.Now()
 		p, s := beam.NewPipelineWithRoot()
-		examples, _ := beam.ParDo2(s, &formatFn{Style: chatml.StyleNeutral}, beam.CreateList(s, in))
+		examples, _ := beam.ParDo2(s, &formatFn{Style: chatml.StyleNeutral}, beam.ParDo(s, &benchPairsFn{N: n}, beam.Impulse(s)))
 		writeRows[schemas.DPOExample](s, examples, Config{Output: b.TempDir(), ShardRows: shards.DefaultMaxRows}, shards.DirDPOFormatted, schemas.StageFormat, persona)
 		if err := ptest.Run(p); err != nil {
 			b.Fatal(err)

@@ -15,11 +15,17 @@ import (
 	"os/signal"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 )
 
 func main() {
 	o := registerFlags(flag.CommandLine)
 	flag.Parse()
+	// beam.Init points slog's default logger, which prism logs every job transition to, at
+	// beamlog.LogLevel; keep that chatter for --log_level=debug.
+	if o.LogLevel != "debug" {
+		beamlog.LogLevel = "warn"
+	}
 	// On a Dataflow worker, Init runs the SDK harness and never returns: it must come before
 	// anything that reads local files.
 	beam.Init()

@@ -35,9 +35,10 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("--generator_model is empty")
 	case s.MaxTokens <= 0:
 		return fmt.Errorf("--max_tokens must be > 0, got %d", s.MaxTokens)
-	case s.TempA < 0 || s.TempA > 2 || s.TempB < 0 || s.TempB > 2:
+	// Negated ranges, so that NaN (which flag.Float64 accepts) fails them too.
+	case !(s.TempA >= 0 && s.TempA <= 2) || !(s.TempB >= 0 && s.TempB <= 2):
 		return fmt.Errorf("--temperature_a/--temperature_b must lie in [0, 2], got %g/%g", s.TempA, s.TempB)
-	case s.TopP <= 0 || s.TopP > 1:
+	case !(s.TopP > 0 && s.TopP <= 1):
 		return fmt.Errorf("--top_p must lie in (0, 1], got %g", s.TopP)
 	}
 	return nil
