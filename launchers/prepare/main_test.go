@@ -409,7 +409,7 @@ func BenchmarkPrepareFanOut(b *testing.B) {
 			calls, elapsed := job(b, "--count", "40", "--labeler", "groq", "--generator_rpm", "100000",
 				"--generator_concurrency", "64", "--rpm", "100000", "--concurrency", "64")
 			b.ReportMetric(float64(calls), "calls")
-			b.ReportMetric((time.Duration(calls) * latency).Seconds()/elapsed.Seconds(), "speedup_vs_sequential")
+			b.ReportMetric((time.Duration(calls)*latency).Seconds()/elapsed.Seconds(), "speedup_vs_sequential")
 		}
 	})
 	b.Run("rate_limited", func(b *testing.B) {
