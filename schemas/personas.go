@@ -372,6 +372,19 @@ func yamlError(name string, err error) error {
 	return errors.New(strings.Join(lines, "\n"))
 }
 
+// DefaultPersona returns one persona of the built-in personas.yaml.
+func DefaultPersona(id string) (Persona, error) {
+	ps, err := DefaultPersonas()
+	if err != nil {
+		return Persona{}, err
+	}
+	p, ok := PersonaByID(ps, id)
+	if !ok {
+		return Persona{}, fmt.Errorf("persona %q is not in %s; known personas: %s", id, DefaultPersonasPath, strings.Join(PersonaIDs(ps), ", "))
+	}
+	return p, nil
+}
+
 // PersonaByID returns the persona with the given id.
 func PersonaByID(ps []Persona, id string) (Persona, bool) {
 	i := slices.IndexFunc(ps, func(p Persona) bool { return p.ID == id })

@@ -66,6 +66,19 @@ func client(ctx context.Context) (*storage.Client, error) {
 	return gcsClient, gcsErr
 }
 
+// object returns the handle of a gs:// path's object.
+func object(ctx context.Context, p string) (*storage.ObjectHandle, error) {
+	bucket, obj, err := splitGCS(p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Bucket(bucket).Object(obj), nil
+}
+
 // ResetClientForTest drops the process-wide GCS client so that a test can point
 // STORAGE_EMULATOR_HOST at a new server.
 func ResetClientForTest() {
@@ -80,15 +93,11 @@ func Open(ctx context.Context, p string) (io.ReadCloser, error) {
 	if !IsGCS(p) {
 		return os.Open(p)
 	}
-	bucket, object, err := splitGCS(p)
+	o, err := object(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	c, err := client(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r, err := c.Bucket(bucket).Object(object).NewReader(ctx)
+	r, err := o.NewReader(ctx)
 	if errors.Is(err, storage.ErrObjectNotExist) {
 		return nil, fmt.Errorf("open %s: %w", p, fs.ErrNotExist)
 	}
@@ -157,16 +166,12 @@ func (w *Writer) Abort() {
 // partial object), so it writes the final name and cancels the upload on Abort.
 func Create(ctx context.Context, p string) (*Writer, error) {
 	if IsGCS(p) {
-		bucket, object, err := splitGCS(p)
-		if err != nil {
-			return nil, err
-		}
-		c, err := client(ctx)
+		o, err := object(ctx, p)
 		if err != nil {
 			return nil, err
 		}
 		wctx, cancel := context.WithCancel(ctx)
-		ow := c.Bucket(bucket).Object(object).NewWriter(wctx)
+		ow := o.NewWriter(wctx)
 		return &Writer{
 			w: ow,
 			commit: func() error {
@@ -275,15 +280,11 @@ func Remove(ctx context.Context, p string) error {
 		}
 		return nil
 	}
-	bucket, object, err := splitGCS(p)
+	o, err := object(ctx, p)
 	if err != nil {
 		return err
 	}
-	c, err := client(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.Bucket(bucket).Object(object).Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+	if err := o.Delete(ctx); err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
 		return fmt.Errorf("remove %s: %w", p, err)
 	}
 	return nil

@@ -113,13 +113,9 @@ func llmVerdict(winner string) llm.PairVerdict {
 
 func persona(t *testing.T, id string) schemas.Persona {
 	t.Helper()
-	ps, err := schemas.DefaultPersonas()
+	p, err := schemas.DefaultPersona(id)
 	if err != nil {
-		t.Fatalf("DefaultPersonas: %v", err)
-	}
-	p, ok := schemas.PersonaByID(ps, id)
-	if !ok {
-		t.Fatalf("persona %q not in DefaultPersonas", id)
+		t.Fatal(err)
 	}
 	return p
 }
