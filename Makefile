@@ -16,6 +16,8 @@ RUNNER  ?= prism
 OUTPUT  ?= out/prepare
 LABELER ?= rules
 BIN     := bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
 
 # Dataflow settings (make prepare-dataflow PROJECT=... REGION=... BUCKET=...).
 PROJECT ?=
@@ -54,7 +56,7 @@ demo:
 	@echo "OpenAI-compatible endpoint with 'make prepare' (see README.md)."
 
 $(BIN)/prepare: FORCE
-	$(GO) build -tags $(TAGS) -o $@ ./launchers/prepare
+	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $@ ./launchers/prepare
 
 ## prepare: the data-preparation job on the local prism runner.
 prepare: $(BIN)/prepare
@@ -62,7 +64,7 @@ prepare: $(BIN)/prepare
 
 ## worker: the Linux worker binary Dataflow runs (no cgo, so it runs in Beam's container).
 worker:
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -tags $(TAGS) -o $(BIN)/prepare-worker ./launchers/prepare
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/prepare-worker ./launchers/prepare
 
 ## prepare-dataflow: submit the data-preparation job to Dataflow.
 prepare-dataflow: worker $(BIN)/prepare
