@@ -48,6 +48,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
+	@if $(GO) list -tags $(TAGS) -deps ./trainer/... | grep -q '^github.com/apache/beam'; then \
+	  echo "trainer/ must not import Beam"; exit 1; fi
 
 ## demo: the whole pipeline offline (tiny SFT model → prepare → DPO → evaluate).
 demo:
