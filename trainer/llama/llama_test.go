@@ -1,0 +1,199 @@
+package llama
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	_ "github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	llamacfg "github.com/pantrypilot/recipe-dpo/trainer/model"
+)
+
+var (
+	backendOnce sync.Once
+	testBackend compute.Backend
+)
+
+// backend returns the backend named by $GOMLX_BACKEND (the pure-Go one in tests).
+func backend(t testing.TB) compute.Backend {
+	t.Helper()
+	backendOnce.Do(func() {
+		b, err := compute.New()
+		if err != nil {
+			t.Fatalf("compute backend: %v", err)
+		}
+		testBackend = b
+	})
+	return testBackend
+}
+
+// tinyConfig is hidden 32, 2 layers, 4 heads over 2 key/value heads, vocabulary 97, with llama3
+// rope scaling whose three frequency regimes all occur at head_dim 8.
+func tinyConfig() llamacfg.Config {
+	return llamacfg.Config{
+		ModelType: "llama", HiddenSize: 32, NumHiddenLayers: 2, NumAttentionHeads: 4, NumKeyValueHeads: 2,
+		IntermediateSize: 64, VocabSize: 97, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 1024,
+		RopeScaling: &llamacfg.RopeScaling{RopeType: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 128},
+	}
+}
+
+// randomWeights draws every base weight of cfg from N(0, std²), norms from 1 + N(0, 0.1²): larger
+// than InitWeights' 0.02 so attention and the MLP do something visible.
+func randomWeights(cfg llamacfg.Config, seed uint64, std float64) map[string]Weight {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	out := map[string]Weight{}
+	for _, s := range ExpectedWeights(cfg) {
+		w := Weight{Shape: s.Shape, Data: make([]float32, product(s.Shape))}
+		for j := range w.Data {
+			if len(s.Shape) == 1 {
+				w.Data[j] = float32(1 + 0.1*rng.NormFloat64())
+			} else {
+				w.Data[j] = float32(std * rng.NormFloat64())
+			}
+		}
+		out[s.Name] = w
+	}
+	return out
+}
+
+// setLoRAB overwrites every lora_B with N(0, std²) values (std 0 restores the zero init).
+func setLoRAB(t *testing.T, store *model.Store, m *Model, seed uint64, std float64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 9))
+	for _, s := range LoRAWeightSpecs(m.Config, *m.LoRA) {
+		if !strings.HasSuffix(s.Name, "lora_B.weight") {
+			continue
+		}
+		w := Weight{Shape: s.Shape, Data: make([]float32, product(s.Shape))}
+		for j := range w.Data {
+			w.Data[j] = float32(std * rng.NormFloat64())
+		}
+		if err := setVariable(store, s.Name, m.DType, w, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// newTinyModel builds a store with random base weights and a LoRA adapter (B = 0).
+func newTinyModel(t *testing.T, dtype dtypes.DType, lora LoRAConfig) (*model.Store, *Model) {
+	t.Helper()
+	cfg := tinyConfig()
+	m, err := New(cfg, dtype, &lora)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := model.NewStore()
+	if err := LoadWeights(store, cfg, dtype, randomWeights(cfg, 1, 0.3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddLoRA(store, m, 2); err != nil {
+		t.Fatal(err)
+	}
+	return store, m
+}
+
+func flatFloats(t *testing.T, x *tensors.Tensor) []float64 {
+	t.Helper()
+	switch x.DType() {
+	case dtypes.Float32:
+		f := tensors.MustCopyFlatData[float32](x)
+		out := make([]float64, len(f))
+		for i, v := range f {
+			out[i] = float64(v)
+		}
+		return out
+	case dtypes.Float64:
+		return tensors.MustCopyFlatData[float64](x)
+	}
+	t.Fatalf("unexpected dtype %s", x.DType())
+	return nil
+}
+
+// near reports |got − want| ≤ abs + rel·|want|.
+func near(got, want, rel, abs float64) bool {
+	return math.Abs(got-want) <= abs+rel*math.Abs(want)
+}
+
+func TestConfigValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lora LoRAConfig
+		dpo  DPOConfig
+		want string
+	}{
+		{"lora rank", LoRAConfig{Rank: 0, Alpha: 16, TargetModules: []string{"q_proj"}}, DefaultDPOConfig(), "lora r (0)"},
+		{"lora module", LoRAConfig{Rank: 4, Alpha: 8, TargetModules: []string{"qkv"}}, DefaultDPOConfig(), `"qkv" is not a Llama projection`},
+		{"beta", DefaultLoRAConfig(), DPOConfig{Beta: 0, LossType: LossSigmoid}, "beta (0)"},
+		{"loss type", DefaultLoRAConfig(), DPOConfig{Beta: 0.1, LossType: "kto"}, `loss_type "kto"`},
+		{"robust eps", DefaultLoRAConfig(), DPOConfig{Beta: 0.1, LossType: LossRobust, LabelSmoothing: 0.5}, "must be < 0.5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.lora.Validate()
+			if err == nil {
+				err = tc.dpo.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadWeightsReportsEveryProblem(t *testing.T) {
+	cfg := tinyConfig()
+	w := randomWeights(cfg, 1, 0.1)
+	delete(w, "model.norm.weight")
+	delete(w, "model.layers.1.mlp.up_proj.weight")
+	w["lm_head.weight"] = Weight{Shape: []int{3, 3}, Data: make([]float32, 9)}
+	err := LoadWeights(model.NewStore(), cfg, dtypes.Float32, w)
+	if err == nil {
+		t.Fatal("got nil error, want missing and mismatched weights")
+	}
+	for _, want := range []string{"missing weight model.norm.weight", "missing weight model.layers.1.mlp.up_proj.weight", "lm_head.weight has shape [3 3], want [97 32]"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestNamesMapOneToOne(t *testing.T) {
+	for _, name := range []string{"model.layers.11.self_attn.q_proj.lora_A.weight", "lm_head.weight"} {
+		p := VariablePath(name)
+		if got := HFName(p); got != name {
+			t.Errorf("HFName(VariablePath(%q)) = %q (path %q), want the name back", name, got, p)
+		}
+	}
+	if got, want := VariablePath("model.norm.weight"), "/model/norm/weight"; got != want {
+		t.Errorf("VariablePath = %q, want %q", got, want)
+	}
+	lora := DefaultLoRAConfig()
+	specs := LoRAWeightSpecs(tinyConfig(), lora)
+	if got, want := len(specs), 2*4*2; got != want {
+		t.Fatalf("got %d LoRA tensors, want %d", got, want)
+	}
+	if s := specs[2]; s.Name != "model.layers.0.self_attn.k_proj.lora_A.weight" || s.Shape[0] != 8 || s.Shape[1] != 32 {
+		t.Errorf("got %s %v, want model.layers.0.self_attn.k_proj.lora_A.weight [8 32]", s.Name, s.Shape)
+	}
+	if s := specs[3]; s.Shape[0] != 16 || s.Shape[1] != 8 {
+		t.Errorf("got %s %v, want k_proj lora_B [16 8] (2 kv heads × 8)", s.Name, s.Shape)
+	}
+}
+
+func TestRoPEInvFreqLlama3Regimes(t *testing.T) {
+	inv := RoPEInvFreq(tinyConfig())
+	// θ=1e4, D=8: 1, 0.1, 0.01, 0.001; wavelengths 6.3 (kept), 62.8 (smoothed), 628 and 6283 (÷8).
+	smooth := (128/(2*math.Pi/0.1) - 1) / 3
+	want := []float64{1, (1-smooth)*0.1/8 + smooth*0.1, 0.01 / 8, 0.001 / 8}
+	for i := range want {
+		if !near(inv[i], want[i], 1e-12, 0) {
+			t.Errorf("inv_freq[%d] = %g, want %g", i, inv[i], want[i])
+		}
+	}
+}
