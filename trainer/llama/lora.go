@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers"
 	"github.com/gomlx/gomlx/ml/model"
@@ -122,10 +123,17 @@ func (m *Model) weight(g *Graph, scope *model.Scope, name string, trainable bool
 		Panicf("llama: no variable for %s: load the base weights (LoadWeights/InitWeights) and the adapter (AddLoRA) first",
 			HFName(model.JoinPath(scope.Scope(), name)))
 	}
-	if !slices.Equal(v.Shape().Dimensions, dims) || v.DType() != m.DType {
+	// A frozen weight may be stored narrower than the computation (bfloat16 base weights, as
+	// trainer/train's --dtype bf16 keeps them): it is widened to m.DType where it is read.
+	stored := v.DType()
+	narrow := !trainable && stored != m.DType && (stored == dtypes.BFloat16 || stored == dtypes.Float16)
+	if !slices.Equal(v.Shape().Dimensions, dims) || (stored != m.DType && !narrow) {
 		Panicf("llama: variable %s is %s, want %s%v", v.Path(), v.Shape(), m.DType, dims)
 	}
 	v.Trainable = trainable
+	if narrow {
+		return ConvertDType(v.NodeValue(g), m.DType)
+	}
 	return v.NodeValue(g)
 }
 
