@@ -1,0 +1,263 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/trainer/data"
+	"github.com/pantrypilot/recipe-dpo/trainer/llama"
+	llamacfg "github.com/pantrypilot/recipe-dpo/trainer/model"
+	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
+	"github.com/pantrypilot/recipe-dpo/transforms/shards"
+)
+
+// Benchmarks report; they assert nothing. Run with
+//
+//	go test -tags noxla -run '^$' -bench . -benchtime 1x ./trainer/train/
+
+// benchShapes are the model shapes of BenchmarkDPOStep.
+var benchShapes = []struct {
+	name string
+	cfg  llamacfg.Config
+}{
+	{"tiny", llamacfg.Config{ModelType: "llama", HiddenSize: 64, NumHiddenLayers: 2, NumAttentionHeads: 4, NumKeyValueHeads: 2,
+		IntermediateSize: 176, VocabSize: 512, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 1024, TieWordEmbeddings: true}},
+	// SmolLM-135M: 30 layers, hidden 576, 9 heads over 3 key/value heads, MLP 1536, vocab 49152, tied.
+	{"smollm135m", llamacfg.Config{ModelType: "llama", HiddenSize: 576, NumHiddenLayers: 30, NumAttentionHeads: 9, NumKeyValueHeads: 3,
+		IntermediateSize: 1536, VocabSize: 49152, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 2048, TieWordEmbeddings: true}},
+}
+
+// forwardFLOPs is the matmul work of one forward pass over n sequences of s tokens: 2 per
+// multiply-add of every projection and the LM head, plus QKᵀ and PV over the full s×s scores
+// (the graph computes them all and masks).
+func forwardFLOPs(c llamacfg.Config, n, s int) float64 {
+	h, kv := float64(c.HiddenSize), float64(c.NumKeyValueHeads*c.HeadDimension())
+	q := float64(c.NumAttentionHeads * c.HeadDimension())
+	perToken := 2 * (h*q + 2*h*kv + q*h + 3*h*float64(c.IntermediateSize)) // projections of one layer
+	attn := 2 * 2 * float64(s) * q                                         // QKᵀ and PV per token
+	layers := float64(c.NumHiddenLayers) * (perToken + attn)
+	head := 2 * h * float64(c.VocabSize)
+	return float64(n*s) * (layers + head)
+}
+
+// matmulGFLOPs measures the backend's float32 matmul speed on an [m, k]·[k, n] product: the
+// best of a few runs after a warm-up.
+func matmulGFLOPs(b *testing.B, m, k, n int) float64 {
+	exec, err := graph.NewExec(backend(b), func(x, y *graph.Node) *graph.Node { return graph.MatMul(x, y) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer exec.Finalize()
+	x := tensors.FromShape(shapes.Make(dtypes.Float32, m, k))
+	y := tensors.FromShape(shapes.Make(dtypes.Float32, k, n))
+	best := time.Duration(1 << 62)
+	for range 4 {
+		t0 := time.Now()
+		if _, err := exec.Exec(x, y); err != nil {
+			b.Fatal(err)
+		}
+		best = min(best, time.Since(t0))
+	}
+	return 2 * float64(m) * float64(k) * float64(n) / best.Seconds() / 1e9
+}
+
+// peakHeap samples the Go heap until stop is called and returns the peak in MiB.
+func peakHeap() (stop func() float64) {
+	var mu sync.Mutex
+	var peak uint64
+	done := make(chan struct{})
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		mu.Lock()
+		peak = max(peak, ms.HeapInuse)
+		mu.Unlock()
+	}
+	go func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	return func() float64 {
+		close(done)
+		sample()
+		mu.Lock()
+		defer mu.Unlock()
+		return float64(peak) / (1 << 20)
+	}
+}
+
+// randomBatch is pairs pairs of seq tokens (prompt a quarter of it) in the concatenated layout.
+func randomBatch(rng *rand.Rand, pairs, seq, vocab int) data.Batch {
+	b := data.Batch{Seq: seq}
+	for r := range 2 * pairs {
+		tok, att, comp := make([]int32, seq), make([]int32, seq), make([]int32, seq)
+		for t := range seq {
+			tok[t], att[t] = int32(rng.IntN(vocab)), 1
+			if t >= seq/4 {
+				comp[t] = 1
+			}
+		}
+		if r < pairs {
+			b.IDs = append(b.IDs, fmt.Sprint(r))
+		}
+		b.Tokens, b.Attention, b.Completion = append(b.Tokens, tok), append(b.Attention, att), append(b.Completion, comp)
+		b.Real += seq
+	}
+	return b
+}
+
+// BenchmarkDPOStep times one LoRA-DPO optimizer step (policy forward + backward, reference
+// forward in the same graph, AdamW) at sequence length 256 and reports tokens/s, the achieved
+// GFLOP/s (3 forward passes' matmul work: policy forward, its backward to the activations,
+// reference forward) and its ratio to a plain matmul's GFLOP/s measured in the same run, and
+// the peak Go heap.
+func BenchmarkDPOStep(b *testing.B) {
+	const seq = 256
+	for _, shape := range benchShapes {
+		b.Run(shape.name, func(b *testing.B) {
+			pairs := 4
+			if shape.name == "smollm135m" {
+				pairs = 1
+			}
+			c := DefaultConfig()
+			c.RefCache = false
+			lora := c.loraConfig()
+			m, err := llama.New(shape.cfg, dtypes.Float32, &lora)
+			if err != nil {
+				b.Fatal(err)
+			}
+			stopHeap := peakHeap()
+			store := model.NewStore()
+			if err := llama.InitWeights(store, shape.cfg, dtypes.Float32, 1); err != nil {
+				b.Fatal(err)
+			}
+			if err := llama.AddLoRA(store, m, 2); err != nil {
+				b.Fatal(err)
+			}
+			tv, err := newTrainVars(store, m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			micro, err := newMicroStep(backend(b), store, m, c, tv)
+			if err != nil {
+				b.Fatal(err)
+			}
+			apply, err := newApplyStep(backend(b), store, c, tv)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := randomBatch(rand.New(rand.NewPCG(1, 1)), pairs, seq, shape.cfg.VocabSize)
+			step := func() {
+				if _, err := micro.Exec(append(batchTensors(batch), scalarF32(1))...); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := apply.Exec(scalarF32(1e-4), float32(0.1), float32(0.001)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			t0 := time.Now()
+			step() // compiles
+			compile := time.Since(t0)
+			b.ResetTimer()
+			for b.Loop() {
+				step()
+			}
+			perStep := b.Elapsed().Seconds() / float64(b.N)
+			b.StopTimer()
+			peak := stopHeap()
+			tokens := 2 * pairs * seq
+			flops := 3 * forwardFLOPs(shape.cfg, 2*pairs, seq)
+			achieved := flops / perStep / 1e9
+			mm := matmulGFLOPs(b, tokens, shape.cfg.HiddenSize, shape.cfg.IntermediateSize)
+			b.ReportMetric(float64(tokens)/perStep, "tokens/s")
+			b.ReportMetric(achieved, "GFLOP/s")
+			b.ReportMetric(mm, "matmul_GFLOP/s")
+			b.ReportMetric(100*achieved/mm, "%_of_matmul")
+			b.ReportMetric(peak, "peak_heap_MiB")
+			b.Logf("%s: %d tokens/step, %.3f s/step (first call with compilation %.2f s), %.1f GFLOP/step; achieved %.1f GFLOP/s vs matmul [%d,%d]·[%d,%d] %.1f GFLOP/s = %.0f%%; peak heap %.0f MiB",
+				shape.name, tokens, perStep, compile.Seconds(), flops/1e9, achieved, tokens, shape.cfg.HiddenSize, shape.cfg.HiddenSize, shape.cfg.IntermediateSize, mm, 100*achieved/mm, peak)
+		})
+	}
+}
+
+// BenchmarkRefCacheEpoch trains one epoch with the reference log-probs cached (a cache hit:
+// they were computed by an earlier run) and one computing them in the training graph, and
+// reports the ratio of the epoch times.
+func BenchmarkRefCacheEpoch(b *testing.B) {
+	dir := b.TempDir()
+	fx := &fixture{root: dir + "/run", modelDir: dir + "/model", outDir: dir + "/out"}
+	const n = 64
+	exs := make([]schemas.DPOExample, n)
+	for i := range exs {
+		dish := dishes[i%len(dishes)]
+		exs[i] = schemas.DPOExample{
+			ID: fmt.Sprintf("p-%03d", i), PersonaID: "p",
+			Prompt:   chatml.Prompt("You write recipes for a persona who loves heat.", fmt.Sprintf("A %s for dinner, number %d, please.", dish, i)),
+			Chosen:   chatml.Completion(strings.Repeat(fmt.Sprintf("%s with %s and %s. ", dish, good[i%len(good)], good[(i+1)%len(good)]), 8)),
+			Rejected: chatml.Completion(strings.Repeat(fmt.Sprintf("%s with %s and %s. ", dish, bad[i%len(bad)], bad[(i+1)%len(bad)]), 8)),
+		}
+	}
+	if _, err := shards.Write(context.Background(), shards.PersonaDir(fx.root, shards.DirDPOFormatted, "p"), exs, 0, schemas.ShardInfo{}); err != nil {
+		b.Fatal(err)
+	}
+	var corpus []string
+	for _, e := range exs {
+		corpus = append(corpus, e.Prompt, e.Chosen, e.Rejected)
+	}
+	writeTokenizer(b, corpus, fx.modelDir)
+	cfg := llamacfg.Config{ModelType: "llama", HiddenSize: 256, NumHiddenLayers: 4, NumAttentionHeads: 8, NumKeyValueHeads: 4,
+		IntermediateSize: 688, VocabSize: 512, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 1024, TieWordEmbeddings: true}
+	writeModel(b, fx.modelDir, cfg, 1)
+
+	c := fx.config("p")
+	c.BatchSize, c.GradAccum, c.MaxLength, c.MaxPromptLength, c.PadTo = 4, 2, 256, 128, 32
+	c.LoggingSteps, c.SaveSteps, c.Epochs = 100, 0, 2
+	run := func(version string, cache bool) *Result {
+		cc := c
+		cc.Version, cc.RefCache = version, cache
+		res, err := Train(context.Background(), cc, testEnv(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return res
+	}
+	for b.Loop() {
+		first := run("cache-miss", true) // computes and stores the cache
+		cached := run("cache-hit", true)
+		uncached := run("no-cache", false)
+		if cached.RefCache != "hit" {
+			b.Fatalf("second run: reference cache %s, want hit", cached.RefCache)
+		}
+		// Epoch 2: every batch shape is compiled by then, so it measures steady-state work.
+		ratio := cached.EpochTimes[1].Seconds() / uncached.EpochTimes[1].Seconds()
+		total := (first.TrainTime + first.RefTime).Seconds() / uncached.TrainTime.Seconds()
+		b.ReportMetric(ratio, "cached/uncached")
+		b.ReportMetric(total, "run_with_ref_pass/uncached_run")
+		b.Logf("epoch 2 of %d pairs (%d real tokens/epoch): cached %.2fs, uncached %.2fs, ratio %.2f; epoch 1 (with compilation) %.2fs vs %.2fs",
+			n, first.Tokens/c.Epochs, cached.EpochTimes[1].Seconds(), uncached.EpochTimes[1].Seconds(), ratio,
+			cached.EpochTimes[0].Seconds(), uncached.EpochTimes[0].Seconds())
+		b.Logf("the reference pass costs %.2fs once; a whole %d-epoch run with it takes %.2f of the uncached run's time",
+			first.RefTime.Seconds(), c.Epochs, total)
+	}
+}

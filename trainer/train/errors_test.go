@@ -1,0 +1,148 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/trainer/data"
+	"github.com/pantrypilot/recipe-dpo/trainer/model"
+	"github.com/pantrypilot/recipe-dpo/trainer/peft"
+	"github.com/pantrypilot/recipe-dpo/trainer/safetensors"
+	"github.com/pantrypilot/recipe-dpo/trainer/tokenizer"
+	"github.com/pantrypilot/recipe-dpo/transforms/shards"
+)
+
+// TestNonFiniteLossStops: an absurd learning rate makes the loss overflow; an injected NaN
+// does the same at a known step. Training stops with ErrNonFinite, keeps the last checkpoint and
+// exports nothing.
+func TestNonFiniteLossStops(t *testing.T) {
+	fx := newFixture(t, 20, "p1")
+	t.Run("lr 1e30", func(t *testing.T) {
+		c := fx.config("p1")
+		c.Version = "huge-lr"
+		c.LearningRate = 1e30
+		c.MaxGradNorm = 0
+		c.SaveSteps = 1
+		_, err := Train(context.Background(), c, testEnv(t))
+		if !errors.Is(err, ErrNonFinite) {
+			t.Fatalf("got error %v, want ErrNonFinite", err)
+		}
+		t.Log(err)
+		if _, err := os.Stat(filepath.Join(c.RunDir(), peft.WeightsFileName)); err == nil {
+			t.Error("an adapter was exported after a non-finite loss")
+		}
+	})
+	t.Run("injected NaN", func(t *testing.T) {
+		c := fx.config("p1")
+		c.Version = "nan"
+		c.SaveSteps = 2
+		testHookLoss = func(step int, loss float64) float64 {
+			if step == 4 { // the 5th step
+				return math.NaN()
+			}
+			return loss
+		}
+		defer func() { testHookLoss = nil }()
+		_, err := Train(context.Background(), c, testEnv(t))
+		if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "step 5") || !strings.Contains(err.Error(), "checkpoint-4") {
+			t.Fatalf("got error %v, want ErrNonFinite at step 5 naming checkpoint-4", err)
+		}
+		steps, _ := checkpoints(filepath.Join(c.RunDir(), CheckpointsDir))
+		if len(steps) == 0 || steps[len(steps)-1] != 4 {
+			t.Errorf("checkpoints %v, want the last good one at step 4", steps)
+		}
+		if n := len(readMetrics(t, c.RunDir())); n != 4 {
+			t.Errorf("metrics.jsonl has %d lines, want 4 (the steps before the NaN)", n)
+		}
+		// The kept checkpoint resumes.
+		testHookLoss = nil
+		c.Resume = true
+		res, err := Train(context.Background(), c, testEnv(t))
+		if err != nil || res.ResumedFrom != 4 {
+			t.Fatalf("resume after NaN: from %v, %v; want step 4, no error", res, err)
+		}
+	})
+}
+
+// TestBadInput: each kind of bad input fails with an error that says what to fix.
+func TestBadInput(t *testing.T) {
+	fx := newFixture(t, 6, "p1")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		mutate func(t *testing.T, c *Config)
+		is     error
+		want   []string
+	}{
+		{"vocab mismatch", func(t *testing.T, c *Config) {
+			small := tinyShape(100)
+			c.ModelDir = filepath.Join(t.TempDir(), "small")
+			writeModel(t, c.ModelDir, small, 1)
+			c.Tokenizer = filepath.Join(fx.modelDir, tokenizer.FileName)
+		}, ErrVocabMismatch, []string{"vocab_size 100", "trainer init --vocab"}},
+		{"missing tensors", func(t *testing.T, c *Config) {
+			c.ModelDir = filepath.Join(t.TempDir(), "broken")
+			tensors := model.InitRandom(fx.cfg, 1, safetensors.F32)
+			var kept []safetensors.Tensor
+			for _, x := range tensors {
+				if x.Name != "model.norm.weight" && x.Name != "model.layers.1.mlp.up_proj.weight" {
+					kept = append(kept, x)
+				}
+			}
+			if err := os.MkdirAll(c.ModelDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := safetensors.WriteFile(filepath.Join(c.ModelDir, safetensors.SingleFileName), kept, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := model.WriteConfig(c.ModelDir, fx.cfg); err != nil {
+				t.Fatal(err)
+			}
+			c.Tokenizer = filepath.Join(fx.modelDir, tokenizer.FileName)
+		}, nil, []string{"missing", "model.norm.weight", "model.layers.1.mlp.up_proj.weight"}},
+		{"wrong shard schema", func(t *testing.T, c *Config) {
+			c.Persona = "p_bad"
+			dir := shards.PersonaDir(c.DataRoot, shards.DirDPOFormatted, c.Persona)
+			if _, err := shards.Write(ctx, dir, []schemas.DeadLetter{{Stage: "x", RecordID: "1", Reason: "r"}}, 0, schemas.ShardInfo{}); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, []string{"wrong schema"}},
+		{"no shards", func(t *testing.T, c *Config) { c.Persona = "p_missing" }, data.ErrEmpty, []string{"p_missing"}},
+		{"all dropped by max_length", func(t *testing.T, c *Config) {
+			c.MaxLength, c.MaxPromptLength = 8, 0
+		}, data.ErrEmpty, []string{"--max_length"}},
+		{"bad flags", func(t *testing.T, c *Config) {
+			c.LearningRate, c.LossType, c.TargetModules = 0, "kto", []string{"qkv"}
+		}, nil, []string{"learning_rate (0)", `loss_type "kto"`, `"qkv" is not a Llama projection`}},
+		{"missing backend", func(t *testing.T, c *Config) { c.Backend = "xla:cuda" }, nil, []string{"xla:cuda", "PJRT", "--backend go"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fx.config("p1")
+			c.OutputDir = t.TempDir()
+			tc.mutate(t, &c)
+			env := testEnv(t)
+			if c.Backend != "" {
+				env.Backend = nil
+			}
+			_, err := Train(ctx, c, env)
+			if err == nil {
+				t.Fatal("got nil error")
+			}
+			t.Log(err)
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v is not %v", err, tc.is)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,409 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/pantrypilot/recipe-dpo/trainer/data"
+	"github.com/pantrypilot/recipe-dpo/trainer/llama"
+)
+
+// ErrNonFinite is returned when the loss or the gradient norm becomes NaN or ±Inf. The run
+// stops before the bad update; its checkpoints (the last good state) are kept.
+var ErrNonFinite = errors.New("non-finite loss or gradient")
+
+// Env is what a run needs besides its Config. The zero value works: backend from
+// Config.Backend, slog's default logger, no progress bar.
+type Env struct {
+	Backend compute.Backend // nil: NewBackend(Config.Backend)
+	Logger  *slog.Logger
+	// Progress, if set, receives a progress bar with ETA (pass os.Stderr when it is a terminal);
+	// otherwise progress is logged at each logging step.
+	Progress io.Writer
+}
+
+// Result summarises a finished run.
+type Result struct {
+	RunDir       string
+	Steps        int // optimizer steps completed, including those before a resume
+	ResumedFrom  int // step of the checkpoint the run resumed from, 0 for a fresh run
+	Last         Metrics
+	Stats        DataStats
+	RefCache     string        // dpo: "hit", "computed" or "off"
+	RefTime      time.Duration // time spent computing reference log-probs (0 on a cache hit)
+	EpochTimes   []time.Duration
+	TrainTime    time.Duration // the optimizer-step loop, excluding loading and the reference pass
+	Tokens       int           // real tokens through the policy in this process
+	Checkpoint   string        // the newest checkpoint directory
+	AdapterFiles []string
+}
+
+// DataStats is data_stats.json: what truncation and batching did to the data set.
+type DataStats struct {
+	data.TruncStats
+	Kept            int     `json:"kept"`
+	BatchesPerEpoch int     `json:"batches_per_epoch"`
+	StepsPerEpoch   int     `json:"steps_per_epoch"`
+	TotalSteps      int     `json:"total_steps"`
+	PaddingFraction float64 `json:"padding_fraction"` // padding share of epoch 0's micro-batches
+	DataKey         string  `json:"data_key"`
+}
+
+// Train runs one persona's training as c describes and writes c.RunDir().
+func Train(ctx context.Context, c Config, env Env) (*Result, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("persona", c.Persona, "mode", c.Mode)
+	backend := env.Backend
+	if backend == nil {
+		var err error
+		if backend, err = NewBackend(c.Backend); err != nil {
+			return nil, err
+		}
+	}
+	runDir := c.RunDir()
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+
+	base, err := loadBase(c)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := data.Load(ctx, c.DataRoot, c.Persona)
+	if err != nil {
+		return nil, err
+	}
+	exs, trunc := data.Tokenize(raw, base.Tokenizer, c.MaxLength, c.MaxPromptLength)
+	if len(exs) == 0 {
+		return nil, fmt.Errorf("%w: all %d examples of persona %s were dropped: their prompts leave no room for a completion within max_length %d (raise --max_length or lower --max_prompt_length)",
+			data.ErrEmpty, trunc.Examples, c.Persona, c.MaxLength)
+	}
+	if c.Mode == ModeSFT {
+		for i := range exs {
+			exs[i].Rejected = exs[i].Chosen // batches then size rows to prompt + chosen
+		}
+	}
+	dkey := dataKey(exs)
+	pad := padID(base.Tokenizer)
+	p := newPlan(exs, c, pad)
+	total := p.totalSteps()
+	stats := DataStats{TruncStats: trunc, Kept: len(exs), BatchesPerEpoch: p.batches, StepsPerEpoch: p.stepsPerEpoch,
+		TotalSteps: total, PaddingFraction: paddingFraction(p), DataKey: dkey}
+	log.Info("data", "examples", trunc.Examples, "truncated", trunc.Truncated, "dropped", trunc.Dropped,
+		"batches/epoch", p.batches, "steps", total, "padding", fmt.Sprintf("%.3f", stats.PaddingFraction))
+
+	lora := c.loraConfig()
+	m, err := llama.New(base.Config, dtypes.Float32, &lora)
+	if err != nil {
+		return nil, err
+	}
+	store := model.NewStore()
+	if err := loadBaseWeights(store, base.Config, c, base.Weights); err != nil {
+		return nil, err
+	}
+	base.Weights = nil // the store holds its own copy
+	if err := llama.AddLoRA(store, m, uint64(c.Seed)); err != nil {
+		return nil, err
+	}
+	tv, err := newTrainVars(store, m)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{RunDir: runDir, Stats: stats, RefCache: "off"}
+	start := 0
+	var win window
+	ckptDir := filepath.Join(runDir, CheckpointsDir)
+	if c.Resume {
+		steps, err := checkpoints(ckptDir)
+		if err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		if len(steps) == 0 {
+			log.Info("resume: no checkpoint yet, starting from step 0", "dir", ckptDir)
+		} else {
+			ckpt := filepath.Join(ckptDir, fmt.Sprintf("%s%d", ckptPrefix, steps[len(steps)-1]))
+			st, err := loadCheckpoint(ckpt, tv)
+			if err != nil {
+				return nil, err
+			}
+			if d := compatOf(c, dkey).diff(st.Compat); len(d) > 0 {
+				return nil, fmt.Errorf("resume from %s: the run's settings changed: %v; start a fresh run (without --resume) or restore them", ckpt, d)
+			}
+			start, win, res.ResumedFrom, res.Checkpoint = st.Step, st.Window, st.Step, ckpt
+			log.Info("resumed", "checkpoint", ckpt, "step", start, "of", total)
+		}
+	}
+
+	// Reference log-probs, once per data set.
+	var ref refLogps
+	if c.Mode == ModeDPO && c.RefCache {
+		key, err := refCacheKey(base, dkey, c)
+		if err != nil {
+			return nil, err
+		}
+		if ref, err = loadRefCache(c.refCacheDir(), key, exs); err != nil {
+			return nil, err
+		}
+		res.RefCache = "hit"
+		if ref == nil {
+			t0 := time.Now()
+			if ref, err = computeRefLogps(backend, store, m, exs, c, pad); err != nil {
+				return nil, err
+			}
+			res.RefTime, res.RefCache = time.Since(t0), "computed"
+			if err := saveRefCache(c.refCacheDir(), key, c, dkey, ref); err != nil {
+				return nil, err
+			}
+		}
+		log.Info("reference log-probs", "cache", res.RefCache, "key", key[:12], "took", res.RefTime.Round(time.Millisecond))
+	}
+
+	if err := writeJSON(filepath.Join(runDir, ArgsFileName), c); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if err := writeJSON(filepath.Join(runDir, DataStatsFileName), stats); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	mlog, err := openMetrics(filepath.Join(runDir, MetricsFileName), start, c.Resume)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	defer mlog.Close()
+
+	micro, err := newMicroStep(backend, store, m, c, tv)
+	if err != nil {
+		return nil, err
+	}
+	defer micro.Finalize()
+	apply, err := newApplyStep(backend, store, c, tv)
+	if err != nil {
+		return nil, err
+	}
+	defer apply.Finalize()
+
+	sched := newSchedule(c, total)
+	names := microMetricNames(c.Mode)
+	bar := newProgress(env.Progress, start, total)
+	defer bar.finish()
+	saveState := func(step int) error {
+		st := ckptState{Step: step, TotalSteps: total, Epoch: step / p.stepsPerEpoch, Mode: c.Mode, Compat: compatOf(c, dkey), Window: win}
+		dir, err := saveCheckpoint(ckptDir, tv, st, c.SaveLimit)
+		if err != nil {
+			return err
+		}
+		res.Checkpoint = dir
+		log.Debug("checkpoint", "dir", dir)
+		return nil
+	}
+	failed := func(step, epoch int, what string, value float64) error {
+		last := "none"
+		if res.Checkpoint != "" {
+			last = res.Checkpoint
+		}
+		return fmt.Errorf("%w: %s is %g at step %d (epoch %d); the adapter was not updated and nothing was exported; the last good checkpoint is %s. Lower --learning_rate, raise --warmup_ratio or check the data, then start again (or --resume from that checkpoint)",
+			ErrNonFinite, what, value, step+1, epoch, last)
+	}
+
+	trainStart := time.Now()
+	epochStart, epochStartStep := time.Now(), start
+	for step := start; step < total; step++ {
+		if err := ctx.Err(); err != nil {
+			if step > res.ResumedFrom && res.Checkpoint != checkpointPath(ckptDir, step) {
+				if serr := saveState(step); serr != nil {
+					log.Error("checkpoint on cancel", "err", serr)
+				}
+			}
+			return res, fmt.Errorf("train: stopped at step %d: %w (continue with --resume)", step, err)
+		}
+		t0 := time.Now()
+		epoch, batches, weights := p.step(step)
+		sums := map[string]float64{}
+		realTokens, slots := 0, 0
+		for j, b := range batches {
+			if err := store.SetRNGStateFromSeed(dropoutSeed(c.Seed, step, j)); err != nil {
+				return res, err
+			}
+			args := append(batchTensors(b), scalarF32(weights[j]))
+			if ref != nil {
+				args = append(args, refTensors(ref, b)...)
+			}
+			outs, err := micro.Exec(args...)
+			if err != nil {
+				return res, fmt.Errorf("train step %d: %w", step+1, err)
+			}
+			loss := scalar(outs[0])
+			if testHookLoss != nil {
+				loss = testHookLoss(step, loss)
+			}
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return res, failed(step, epoch, "the loss", loss)
+			}
+			sums["loss"] += weights[j] * loss
+			for k, name := range names {
+				sums[name] += weights[j] * scalar(outs[k+1])
+			}
+			realTokens += b.Real
+			slots += len(b.Tokens) * b.Seq
+		}
+		if c.Mode == ModeSFT {
+			sums["nll_loss"] = sums["loss"]
+			delete(sums, "tokens")
+		}
+		lr := sched.LR(step)
+		bc1, bc2 := biasCorrections(c, step+1)
+		outs, err := apply.Exec(scalarF32(lr), tensors.FromValue(bc1), tensors.FromValue(bc2))
+		if err != nil {
+			return res, fmt.Errorf("train step %d: optimizer: %w", step+1, err)
+		}
+		norm := scalar(outs[0])
+		if math.IsNaN(norm) || math.IsInf(norm, 0) {
+			return res, failed(step, epoch, "the gradient norm", norm)
+		}
+		sums["grad_norm"] = norm
+		dt := time.Since(t0)
+		res.Tokens += realTokens
+		win.add(sums, realTokens, slots, dt.Seconds(), lr)
+		done := step + 1
+		res.Steps = done
+		if testHookAfterStep != nil {
+			testHookAfterStep(done)
+		}
+
+		if (c.LoggingSteps > 0 && done%c.LoggingSteps == 0) || done == total {
+			line := win.line(done, float64(done)/float64(p.stepsPerEpoch), c.Mode, time.Since(trainStart))
+			res.Last = line
+			if err := mlog.write(line); err != nil {
+				return res, fmt.Errorf("train: metrics: %w", err)
+			}
+			if env.Progress == nil {
+				attrs := []any{"step", done, "of", total, "loss", round4(line.Loss), "grad_norm", round4(line.GradNorm),
+					"lr", line.LR, "tokens/s", math.Round(line.TokensPerSec)}
+				if line.RewardsAccuracy != nil {
+					attrs = append(attrs, "acc", round4(*line.RewardsAccuracy), "margin", round4(*line.RewardsMargins))
+				}
+				log.Info("step", attrs...)
+			}
+		}
+		bar.update(done, sums["loss"], sums["rewards/accuracies"], c.Mode)
+		if done%p.stepsPerEpoch == 0 {
+			if epochStartStep%p.stepsPerEpoch == 0 { // a whole epoch ran in this process
+				res.EpochTimes = append(res.EpochTimes, time.Since(epochStart))
+			}
+			epochStart, epochStartStep = time.Now(), done
+		}
+		if c.SaveSteps > 0 && done%c.SaveSteps == 0 && done < total {
+			if err := saveState(done); err != nil {
+				return res, err
+			}
+		}
+	}
+	res.TrainTime = time.Since(trainStart)
+	bar.finish()
+	if res.Steps == 0 {
+		res.Steps = start
+	}
+	if err := saveState(total); err != nil {
+		return res, err
+	}
+	files, err := exportAdapter(runDir, store, m, c, base.Config)
+	if err != nil {
+		return res, err
+	}
+	res.AdapterFiles = files
+	if c.MergeOutput != "" {
+		if err := writeMerged(c, store, m); err != nil {
+			return res, err
+		}
+		log.Info("merged model written", "dir", c.MergeOutput)
+	}
+	log.Info("done", "dir", runDir, "steps", total, "train_time", res.TrainTime.Round(time.Millisecond))
+	return res, nil
+}
+
+// TrainAll trains every persona with DPO shards under c.DataRoot, one after the other, each
+// into its own <persona>_v<version> directory. c.Persona is ignored. It stops at the first
+// failure, returning the results so far.
+func TrainAll(ctx context.Context, c Config, env Env) ([]*Result, error) {
+	personas, err := data.Personas(ctx, c.DataRoot)
+	if err != nil {
+		return nil, err
+	}
+	if env.Backend == nil {
+		if env.Backend, err = NewBackend(c.Backend); err != nil {
+			return nil, err
+		}
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var out []*Result
+	for i, persona := range personas {
+		pc := c
+		pc.Persona = persona
+		log.Info("training persona", "persona", persona, "n", i+1, "of", len(personas))
+		r, err := Train(ctx, pc, env)
+		if err != nil {
+			return out, fmt.Errorf("persona %s: %w", persona, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// paddingFraction is the share of padding in epoch 0's micro-batches.
+func paddingFraction(p *plan) float64 {
+	realTokens, slots := 0, 0
+	for s := 0; s < p.stepsPerEpoch; s++ {
+		_, batches, _ := p.step(s)
+		for _, b := range batches {
+			realTokens += b.Real
+			slots += len(b.Tokens) * b.Seq
+		}
+	}
+	if slots == 0 {
+		return 0
+	}
+	return 1 - float64(realTokens)/float64(slots)
+}
+
+func checkpointPath(dir string, step int) string {
+	return filepath.Join(dir, fmt.Sprintf("%s%d", ckptPrefix, step))
+}
+
+// scalar reads a float scalar output.
+func scalar(t *tensors.Tensor) float64 {
+	switch t.DType() {
+	case dtypes.Float64:
+		return tensors.ToScalar[float64](t)
+	default:
+		return float64(tensors.ToScalar[float32](t))
+	}
+}
+
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+
+// Test hooks: nil in production.
+var (
+	testHookAfterStep func(done int)
+	testHookLoss      func(step int, loss float64) float64
+)

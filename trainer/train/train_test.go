@@ -1,0 +1,138 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/trainer/model"
+	"github.com/pantrypilot/recipe-dpo/trainer/peft"
+	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
+	"github.com/pantrypilot/recipe-dpo/transforms/shards"
+)
+
+// readMetrics parses metrics.jsonl into generic maps.
+func readMetrics(t testing.TB, dir string) []map[string]float64 {
+	t.Helper()
+	var out []map[string]float64
+	sc := bufio.NewScanner(bytes.NewReader(readFile(t, filepath.Join(dir, MetricsFileName))))
+	for sc.Scan() {
+		var m map[string]float64
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("metrics line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestTrainSmoke runs 10 optimizer steps in each mode (and with bf16 base weights) and checks
+// every output file.
+func TestTrainSmoke(t *testing.T) {
+	fx := newFixture(t, 20, "p1")
+	for _, tc := range []struct{ mode, dtype string }{{ModeDPO, DTypeF32}, {ModeSFT, DTypeF32}, {ModeDPO, DTypeBF16}} {
+		mode := tc.mode
+		t.Run(mode+"-"+tc.dtype, func(t *testing.T) {
+			c := fx.config("p1")
+			c.Mode = mode
+			c.DType = tc.dtype
+			c.Version = "smoke-" + mode + "-" + tc.dtype
+			c.MergeOutput = filepath.Join(t.TempDir(), "merged")
+			res, err := Train(context.Background(), c, testEnv(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Steps != 10 {
+				t.Errorf("steps = %d, want 10 (20 examples / 2 per batch)", res.Steps)
+			}
+			dir := c.RunDir()
+			for _, f := range []string{peft.ConfigFileName, peft.WeightsFileName, ArgsFileName, MetricsFileName, DataStatsFileName,
+				filepath.Join(CheckpointsDir, "checkpoint-10", ckptStateFile), filepath.Join(CheckpointsDir, "checkpoint-5", ckptAdapterFile)} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("missing output: %v", err)
+				}
+			}
+			a, err := peft.Load(dir, fx.cfg)
+			if err != nil {
+				t.Fatalf("exported adapter does not load: %v", err)
+			}
+			if a.Config.R != c.LoRAR || len(a.A) != 4*fx.cfg.NumHiddenLayers {
+				t.Errorf("adapter r=%d with %d modules, want r=%d and %d", a.Config.R, len(a.A), c.LoRAR, 4*fx.cfg.NumHiddenLayers)
+			}
+			nonZero := false
+			for _, b := range a.B {
+				for _, x := range b {
+					nonZero = nonZero || x != 0
+				}
+			}
+			if !nonZero {
+				t.Error("every lora_B is still zero after training")
+			}
+			var args Config
+			if err := json.Unmarshal(readFile(t, filepath.Join(dir, ArgsFileName)), &args); err != nil || args.Mode != mode || args.LearningRate != c.LearningRate {
+				t.Errorf("training_args.json = %+v (%v), want the run's config", args, err)
+			}
+			var stats DataStats
+			if err := json.Unmarshal(readFile(t, filepath.Join(dir, DataStatsFileName)), &stats); err != nil || stats.Examples != 20 || stats.Kept != 20 {
+				t.Errorf("data_stats.json = %+v (%v), want 20 examples kept", stats, err)
+			}
+			lines := readMetrics(t, dir)
+			if len(lines) != 10 {
+				t.Fatalf("metrics.jsonl has %d lines, want 10", len(lines))
+			}
+			want := []string{"step", "epoch", "loss", "grad_norm", "lr", "tokens/s", "padding", "nll_loss"}
+			if mode == ModeDPO {
+				want = append(want, "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected")
+			}
+			for _, k := range want {
+				if _, ok := lines[0][k]; !ok {
+					t.Errorf("metrics line has no %q: %v", k, lines[0])
+				}
+			}
+			if mode == ModeDPO && math.Abs(lines[0]["loss"]-math.Ln2) > 1e-5 {
+				t.Errorf("first DPO loss = %.6f, want ln 2 (the adapter starts as a no-op)", lines[0]["loss"])
+			}
+			if lines[9]["step"] != 10 || lines[9]["epoch"] != 1 {
+				t.Errorf("last line step %v epoch %v, want 10 and 1", lines[9]["step"], lines[9]["epoch"])
+			}
+			if _, _, err := model.LoadModelDir(c.MergeOutput); err != nil {
+				t.Errorf("merge_output: %v", err)
+			}
+		})
+	}
+}
+
+// TestManyBatchShapes: more distinct batch shapes than GoMLX's default executable cache (32)
+// must not stop training.
+func TestManyBatchShapes(t *testing.T) {
+	fx := newFixture(t, 4, "p1")
+	var exs []schemas.DPOExample
+	for i := range 40 {
+		exs = append(exs, schemas.DPOExample{
+			ID: fmt.Sprintf("long-%02d", i), PersonaID: "long",
+			Prompt:   chatml.Prompt("", "soup"),
+			Chosen:   chatml.Completion(strings.Repeat("a", i+1)),
+			Rejected: chatml.Completion(strings.Repeat("b", i+1)),
+		})
+	}
+	if _, err := shards.Write(context.Background(), shards.PersonaDir(fx.root, shards.DirDPOFormatted, "long"), exs, 0, schemas.ShardInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	c := fx.config("long")
+	c.BatchSize, c.PadTo, c.SaveSteps, c.LoggingSteps = 1, 0, 0, 100
+	res, err := Train(context.Background(), c, testEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 40 {
+		t.Errorf("steps = %d, want 40", res.Steps)
+	}
+}
