@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/pantrypilot/recipe-dpo/transforms/llm"
+	"github.com/pantrypilot/recipe-dpo/transforms/localgen"
 )
 
 // newGenerator builds the variant generator on a worker. The API key comes from the
@@ -15,6 +16,13 @@ func newGenerator(_ context.Context, c GeneratorConfig, cacheRoot string, noCach
 	case GeneratorOpenAI:
 		caller := llm.Shared("generator", c.Limits, cache(cacheRoot, noCache))
 		return llm.NewOpenAIGenerator(c.URL, os.Getenv(EnvGeneratorKey), caller), caller, nil
+	case GeneratorLocal:
+		m, err := localgen.Shared(localgen.Config{ModelDir: c.ModelDir, Tokenizer: c.Tokenizer, SFTAdapter: c.SFTAdapter, Backend: c.Backend})
+		if err != nil {
+			return nil, nil, err
+		}
+		caller := llm.Shared("generator-local", c.Limits, cache(cacheRoot, noCache))
+		return localgen.NewGenerator(m, caller), caller, nil
 	}
 	return nil, nil, fmt.Errorf("unknown generator %q", c.Kind)
 }

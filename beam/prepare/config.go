@@ -15,6 +15,7 @@ import (
 // Generator kinds (--generator).
 const (
 	GeneratorOpenAI = "openai" // an OpenAI-compatible endpoint, e.g. vLLM serving the SFT adapter
+	GeneratorLocal  = "local"  // the project's GoMLX Llama in-process (transforms/localgen)
 )
 
 // Labeler kinds (--labeler).
@@ -40,9 +41,11 @@ const (
 // into the job: no secrets here.
 type GeneratorConfig struct {
 	Kind   string
-	URL    string
+	URL    string // openai: the endpoint
 	Spec   variants.Spec
 	Limits llm.Limits
+	// local: the model, loaded once per worker process.
+	ModelDir, Tokenizer, SFTAdapter, Backend string
 }
 
 // LabelerConfig selects and configures the preference judge.
@@ -88,8 +91,11 @@ func (c Config) Validate() error {
 	if len(c.Prompts) == 0 {
 		errs = append(errs, errors.New("no prompts: --count is 0 or --prompts is empty"))
 	}
-	if c.Generator.Kind != GeneratorOpenAI {
-		errs = append(errs, fmt.Errorf("--generator=%q: use %q", c.Generator.Kind, GeneratorOpenAI))
+	if c.Generator.Kind != GeneratorOpenAI && c.Generator.Kind != GeneratorLocal {
+		errs = append(errs, fmt.Errorf("--generator=%q: use %q or %q", c.Generator.Kind, GeneratorOpenAI, GeneratorLocal))
+	}
+	if c.Generator.Kind == GeneratorLocal && c.Generator.ModelDir == "" {
+		errs = append(errs, errors.New("--generator=local needs --model_dir (a Llama directory with config.json, model.safetensors and tokenizer.json)"))
 	}
 	if c.Generator.Kind == GeneratorOpenAI && c.Generator.URL == "" {
 		errs = append(errs, errors.New("--generator_url is empty; point it at an OpenAI-compatible server (e.g. vLLM: http://host:8000/v1)"))

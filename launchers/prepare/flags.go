@@ -30,6 +30,10 @@ type options struct {
 	TempA, TempB   float64
 	TopP           float64
 	GenLimits      llm.Limits
+	ModelDir       string
+	Tokenizer      string
+	SFTAdapter     string
+	Backend        string
 
 	Labeler     string
 	GroqURL     string
@@ -56,7 +60,11 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.Int64Var(&o.Seed, "seed", spec.Seed, "seed for prompt generation and per-request sampling seeds")
 	fs.StringVar(&o.PromptsPath, "prompts", "", "read prompts from this JSONL or Parquet file (local or gs://) instead of generating them")
 
-	fs.StringVar(&o.Generator, "generator", prepare.GeneratorOpenAI, "variant generator: openai (an OpenAI-compatible endpoint; key in $GENERATOR_API_KEY)")
+	fs.StringVar(&o.Generator, "generator", prepare.GeneratorOpenAI, "variant generator: openai (an OpenAI-compatible endpoint; key in $GENERATOR_API_KEY) or local (the GoMLX model in --model_dir, in-process)")
+	fs.StringVar(&o.ModelDir, "model_dir", "", "--generator=local: Llama model directory (config.json, model.safetensors, tokenizer.json)")
+	fs.StringVar(&o.Tokenizer, "tokenizer", "", "--generator=local: tokenizer.json (default <model_dir>/tokenizer.json)")
+	fs.StringVar(&o.SFTAdapter, "sft_adapter", "", "--generator=local: PEFT SFT adapter merged into the model (optional)")
+	fs.StringVar(&o.Backend, "backend", "", "--generator=local: GoMLX backend (default $GOMLX_BACKEND or the pure-Go CPU backend)")
 	fs.StringVar(&o.GeneratorURL, "generator_url", "", "generator base URL, e.g. http://localhost:8000/v1 for vLLM")
 	fs.StringVar(&o.GeneratorModel, "generator_model", spec.Model, "generator model; with vLLM the LoRA adapter name (e.g. sft)")
 	fs.IntVar(&o.MaxTokens, "max_tokens", spec.MaxTokens, "max completion tokens per recipe")

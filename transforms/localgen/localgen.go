@@ -1,0 +1,174 @@
+// Package localgen generates recipes in-process with the project's GoMLX Llama
+// (trainer/generate): the Generator the offline demo and the evaluation job use instead of an
+// OpenAI-compatible endpoint. A model is loaded once per process (Shared) and serves every
+// DoFn instance; calls go through the shared llm.Caller, so the content-addressed call cache
+// makes re-runs free exactly as for remote endpoints.
+package localgen
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
+	"github.com/pantrypilot/recipe-dpo/transforms/llm"
+	"github.com/pantrypilot/recipe-dpo/trainer/generate"
+	"github.com/pantrypilot/recipe-dpo/trainer/llama"
+	"github.com/pantrypilot/recipe-dpo/trainer/peft"
+	"github.com/pantrypilot/recipe-dpo/trainer/train"
+)
+
+// Config names a model: a base directory, optionally with an SFT adapter and a further
+// (e.g. DPO) adapter, both merged into the weights at load.
+type Config struct {
+	ModelDir   string // Hugging Face Llama directory (config.json, model.safetensors, tokenizer.json)
+	Tokenizer  string // tokenizer.json; default <ModelDir>/tokenizer.json
+	SFTAdapter string // PEFT adapter merged first (optional)
+	Adapter    string // PEFT adapter merged on top, e.g. trained_models/<persona>_v1.0 (optional)
+	Backend    string // GoMLX backend ("" = $GOMLX_BACKEND or the pure-Go one)
+	MaxBatch   int    // prompts decoded together (0 = generate's default)
+}
+
+// Model is a loaded model ready to generate. Its methods are safe for concurrent use
+// (generation is serialized inside).
+type Model struct {
+	gen  *generate.Generator
+	name string // content identity, for cache keys
+}
+
+// Load reads and merges the model and compiles nothing yet (executors compile on first use).
+func Load(c Config) (*Model, error) {
+	if c.ModelDir == "" {
+		return nil, fmt.Errorf("localgen: no model directory; pass --model_dir")
+	}
+	base, err := train.LoadBase(c.ModelDir, c.Tokenizer, c.SFTAdapter)
+	if err != nil {
+		return nil, fmt.Errorf("localgen: %w", err)
+	}
+	files := append([]string{}, base.Files...)
+	if c.Adapter != "" {
+		a, err := peft.Load(c.Adapter, base.Config)
+		if err != nil {
+			return nil, fmt.Errorf("localgen: adapter: %w", err)
+		}
+		flat := make(map[string][]float32, len(base.Weights))
+		for name, w := range base.Weights {
+			flat[name] = w.Data
+		}
+		if err := peft.Merge(flat, base.Config, a); err != nil { // in place: base.Weights share the slices
+			return nil, fmt.Errorf("localgen: adapter %s: %w", c.Adapter, err)
+		}
+		files = append(files, filepath.Join(c.Adapter, peft.ConfigFileName), filepath.Join(c.Adapter, peft.WeightsFileName))
+	}
+	digest, err := (&train.Base{Files: files}).Digest()
+	if err != nil {
+		return nil, fmt.Errorf("localgen: %w", err)
+	}
+	backend, err := train.NewBackend(c.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("localgen: %w", err)
+	}
+	m, err := llama.New(base.Config, dtypes.Float32, nil)
+	if err != nil {
+		return nil, fmt.Errorf("localgen: %w", err)
+	}
+	store := model.NewStore()
+	if err := llama.LoadWeights(store, base.Config, dtypes.Float32, base.Weights); err != nil {
+		return nil, fmt.Errorf("localgen: %w", err)
+	}
+	g, err := generate.New(backend, store, m, base.Tokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("localgen: %w", err)
+	}
+	if c.MaxBatch > 0 {
+		g.MaxBatch = c.MaxBatch
+	}
+	return &Model{gen: g, name: "local:" + digest[:16]}, nil
+}
+
+type entry struct {
+	once sync.Once
+	m    *Model
+	err  error
+}
+
+var shared sync.Map // Config -> *entry
+
+// Shared loads each Config once per process: Beam DoFn instances on one worker share it.
+func Shared(c Config) (*Model, error) {
+	e, _ := shared.LoadOrStore(c, &entry{})
+	en := e.(*entry)
+	en.once.Do(func() { en.m, en.err = Load(c) })
+	return en.m, en.err
+}
+
+// Name is the model's content identity ("local:<digest prefix>").
+func (m *Model) Name() string { return m.name }
+
+// answer is what a call returns and the cache stores.
+type answer struct {
+	Text             string `json:"text"`
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	LatencyMS        int64  `json:"latency_ms"`
+	StopReason       string `json:"stop_reason"`
+}
+
+// generator adapts a Model to llm.Generator.
+type generator struct {
+	m      *Model
+	caller *llm.Caller
+}
+
+// NewGenerator returns an llm.Generator over m whose calls go through caller (cache and
+// concurrency limits; rate limits are irrelevant in-process but harmless).
+func NewGenerator(m *Model, caller *llm.Caller) llm.Generator { return generator{m: m, caller: caller} }
+
+// Generate renders the request as ChatML, generates until <|im_end|> or MaxTokens, and
+// returns the text. The request's Model field is informational: the loaded model answers.
+func (g generator) Generate(ctx context.Context, req llm.GenerateRequest) (llm.GenerateResponse, error) {
+	prompt := chatml.Prompt(req.System, req.User)
+	key := llm.CacheKey(struct {
+		Kind, Model, Prompt string
+		Temperature, TopP   float64
+		MaxTokens           int
+		Seed                int64
+	}{"localgen/v1", g.m.name, prompt, req.Temperature, req.TopP, req.MaxTokens, req.Seed})
+	body, hit, err := g.caller.Do(ctx, key, 0, func(ctx context.Context) (llm.Result, error) {
+		start := time.Now()
+		res, err := g.m.gen.Generate(ctx, []string{prompt}, generate.Options{
+			MaxNewTokens: req.MaxTokens, Temperature: req.Temperature, TopP: topP(req.TopP), Seed: req.Seed,
+			StopStrings: []string{schemas.ChatMLEnd}, Adapter: llama.AdapterOff,
+		})
+		if err != nil {
+			return llm.Result{}, err
+		}
+		a := answer{Text: res[0].Text, PromptTokens: int64(res[0].PromptTokens), CompletionTokens: int64(res[0].CompletionTokens),
+			LatencyMS: time.Since(start).Milliseconds(), StopReason: res[0].StopReason}
+		b, err := json.Marshal(a)
+		return llm.Result{Body: b, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens}, err
+	})
+	if err != nil {
+		return llm.GenerateResponse{}, fmt.Errorf("localgen %s: %w", g.m.name, err)
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return llm.GenerateResponse{}, fmt.Errorf("localgen %s: cached answer: %w", g.m.name, err)
+	}
+	return llm.GenerateResponse{Text: a.Text, Model: g.m.name, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens,
+		LatencyMS: a.LatencyMS, CacheKey: key, CacheHit: hit}, nil
+}
+
+func topP(p float64) float64 {
+	if p <= 0 {
+		return 1
+	}
+	return p
+}

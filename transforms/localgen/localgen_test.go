@@ -1,0 +1,88 @@
+package localgen
+
+import (
+	"context"
+	"testing"
+
+	"github.com/pantrypilot/recipe-dpo/transforms/llm"
+	"github.com/pantrypilot/recipe-dpo/transforms/localgen/localgentest"
+	"github.com/pantrypilot/recipe-dpo/trainer/peft"
+)
+
+func TestGenerateCachedAndAdapter(t *testing.T) {
+	dir, mc := localgentest.TinyModelDir(t)
+	ctx := context.Background()
+	m, err := Load(Config{ModelDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := llm.NewCaller("local", llm.Limits{RPM: 1e6, Concurrency: 2, Timeout: 60e9, MaxBackoff: 1e9}, llm.NewMemCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := NewGenerator(m, caller)
+	req := llm.GenerateRequest{System: "You are a helpful cooking assistant.", User: "I have tofu.", Temperature: 0.7, TopP: 1, MaxTokens: 12, Seed: 3}
+	first, err := gen.Generate(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.CompletionTokens == 0 || first.CacheHit || first.Model != m.Name() {
+		t.Errorf("first = %+v, want completion tokens, no cache hit, model %s", first, m.Name())
+	}
+	again, err := gen.Generate(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.CacheHit || again.Text != first.Text || again.LatencyMS != first.LatencyMS {
+		t.Errorf("repeat = %+v, want a cache hit identical to %+v", again, first)
+	}
+	// A fresh model with the same seed samples the same text (no cache).
+	m2, err := Load(Config{ModelDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := llm.NewCaller("local2", llm.Limits{RPM: 1e6, Concurrency: 1, Timeout: 60e9, MaxBackoff: 1e9}, nil)
+	if r, err := NewGenerator(m2, c2).Generate(ctx, req); err != nil || r.Text != first.Text {
+		t.Errorf("same seed on a fresh load = %q, %v; want %q", r.Text, err, first.Text)
+	}
+
+	// A merged adapter with non-zero B changes the model and its identity.
+	a := peft.NewRandom(peft.NewConfig(4, 8, 0, "q_proj", "v_proj"), mc, 9)
+	for k, b := range a.B {
+		for i := range b {
+			b[i] = 0.5
+		}
+		a.B[k] = b
+	}
+	adir := t.TempDir()
+	if err := peft.Save(adir, a, mc); err != nil {
+		t.Fatal(err)
+	}
+	ma, err := Load(Config{ModelDir: dir, Adapter: adir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ma.Name() == m.Name() {
+		t.Errorf("adapter model has the base's name %s", ma.Name())
+	}
+	greedy := req
+	greedy.Temperature = 0
+	ca, _ := llm.NewCaller("local3", llm.Limits{RPM: 1e6, Concurrency: 1, Timeout: 60e9, MaxBackoff: 1e9}, nil)
+	rb, err1 := NewGenerator(m, ca).Generate(ctx, greedy)
+	ra, err2 := NewGenerator(ma, ca).Generate(ctx, greedy)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if ra.Text == rb.Text {
+		t.Errorf("greedy text with and without the adapter are equal (%q); want the adapter to change it", ra.Text)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := Load(Config{}); err == nil {
+		t.Error("Load(no model dir) = nil error")
+	}
+	if _, err := Load(Config{ModelDir: t.TempDir()}); err == nil {
+		t.Error("Load(empty dir) = nil error")
+	}
+}
