@@ -78,9 +78,9 @@ func buildConfig(ctx context.Context, o *options) (prepare.Config, error) {
 	gen.MaxRetries, judge.MaxRetries = o.MaxRetries, o.MaxRetries
 	gen.Timeout, judge.Timeout = o.Timeout, o.Timeout
 	cfg := prepare.Config{
-		Output:    strings.TrimSuffix(o.Output, "/"),
-		Personas:  selected,
-		Prompts:   ps,
+		Output:   strings.TrimSuffix(o.Output, "/"),
+		Personas: selected,
+		Prompts:  ps,
 		Generator: prepare.GeneratorConfig{Kind: o.Generator, URL: o.GeneratorURL, Spec: spec, Limits: gen,
 			ModelDir: o.ModelDir, Tokenizer: o.Tokenizer, SFTAdapter: o.SFTAdapter, Backend: o.Backend},
 		Labeler: prepare.LabelerConfig{Kind: o.Labeler, URL: o.GroqURL, Model: o.GroqModel, Veto: o.Veto,
