@@ -17,12 +17,12 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
-	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
-	"github.com/pantrypilot/recipe-dpo/transforms/llm"
 	"github.com/pantrypilot/recipe-dpo/trainer/generate"
 	"github.com/pantrypilot/recipe-dpo/trainer/llama"
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
 	"github.com/pantrypilot/recipe-dpo/trainer/train"
+	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
+	"github.com/pantrypilot/recipe-dpo/transforms/llm"
 )
 
 // Config names a model: a base directory, optionally with an SFT adapter and a further

@@ -4,9 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/pantrypilot/recipe-dpo/trainer/peft"
 	"github.com/pantrypilot/recipe-dpo/transforms/llm"
 	"github.com/pantrypilot/recipe-dpo/transforms/localgen/localgentest"
-	"github.com/pantrypilot/recipe-dpo/trainer/peft"
 )
 
 func TestGenerateCachedAndAdapter(t *testing.T) {
