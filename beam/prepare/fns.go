@@ -4,18 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
+	"github.com/pantrypilot/recipe-dpo/transforms/fanout"
 	"github.com/pantrypilot/recipe-dpo/transforms/label"
 	"github.com/pantrypilot/recipe-dpo/transforms/llm"
+	"github.com/pantrypilot/recipe-dpo/transforms/rowsink"
 	"github.com/pantrypilot/recipe-dpo/transforms/rules"
 	"github.com/pantrypilot/recipe-dpo/transforms/variants"
 )
@@ -69,15 +69,8 @@ func (f *validatePromptFn) ProcessElement(p schemas.Prompt, emit func(schemas.Pr
 	}
 }
 
-// batchKey spreads records over n batches by a stable hash of their prompt id.
-func batchKey(promptID string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(promptID))
-	return int(h.Sum32() % uint32(n))
-}
-
 // batchKeyFn keys prompts or variants by batch; variants of one prompt share a batch.
-type batchKeyFn[T row] struct {
+type batchKeyFn[T rowsink.Row] struct {
 	N        int
 	ByPrompt bool // key Variants by prompt id rather than their own key
 }
@@ -87,24 +80,7 @@ func (f *batchKeyFn[T]) ProcessElement(r T) (int, T) {
 	if f.ByPrompt {
 		k, _, _ = strings.Cut(k, "/")
 	}
-	return batchKey(k, f.N), r
-}
-
-// fanOut runs fn over n items with at most limit in flight, stopping early only when ctx
-// ends (fn reports per-item failures in its own results).
-func fanOut(ctx context.Context, n, limit int, fn func(ctx context.Context, i int)) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, limit))
-	for i := range n {
-		g.Go(func() error {
-			fn(gctx, i)
-			return gctx.Err()
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
+	return fanout.BatchKey(k, f.N), r
 }
 
 // generateFn generates variants A and B for a batch of prompts, calls fanned out
@@ -148,7 +124,7 @@ func (f *generateFn) ProcessElement(ctx context.Context, _ int, iter func(*schem
 	resps := make([]llm.GenerateResponse, len(jobs))
 	errs := make([]error, len(jobs))
 	before := f.caller.Stats().Retries.Load()
-	err := fanOut(ctx, len(jobs), f.Gen.Limits.Concurrency, func(ctx context.Context, i int) {
+	err := fanout.Run(ctx, len(jobs), f.Gen.Limits.Concurrency, func(ctx context.Context, i int) {
 		resps[i], errs[i] = f.gen.Generate(ctx, jobs[i].req.GenerateRequest)
 	})
 	retries.Inc(ctx, f.caller.Stats().Retries.Load()-before)
@@ -244,7 +220,7 @@ func (f *labelFn) ProcessElement(ctx context.Context, _ int, iter func(*schemas.
 	if f.caller != nil {
 		before = f.caller.Stats().Retries.Load()
 	}
-	err := fanOut(ctx, len(ready), max(1, f.Labeler.Limits.Concurrency), func(ctx context.Context, i int) {
+	err := fanout.Run(ctx, len(ready), max(1, f.Labeler.Limits.Concurrency), func(ctx context.Context, i int) {
 		slot := byPrompt[ready[i]]
 		res, err := f.labeler.Label(ctx, f.personas[slot[0].PersonaID], *slot[0], *slot[1])
 		if err == nil {

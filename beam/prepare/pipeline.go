@@ -16,8 +16,13 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/transforms/fanout"
+	"github.com/pantrypilot/recipe-dpo/transforms/rowsink"
 	"github.com/pantrypilot/recipe-dpo/transforms/shards"
 )
+
+// DirPrompts is where the job records the prompts it ran on (data/prompts/persona=<id>/).
+const DirPrompts = "prompts"
 
 // Output holds the job's main collections, for tests and composition.
 type Output struct {
@@ -37,7 +42,7 @@ func Pipeline(s beam.Scope, cfg Config) Output {
 	for i, p := range cfg.Personas {
 		personaIDs[i] = p.ID
 	}
-	batches := max(1, (len(cfg.Prompts)+cfg.BatchSize-1)/cfg.BatchSize)
+	batches := fanout.Batches(len(cfg.Prompts), cfg.BatchSize)
 
 	// Stage 0: prompts.
 	all := beam.CreateList(s, cfg.Prompts)
@@ -65,13 +70,16 @@ func Pipeline(s beam.Scope, cfg Config) Output {
 
 	// Sinks.
 	ws := s.Scope("Write")
+	out := func(dir, stage string) rowsink.Spec {
+		return rowsink.Spec{Root: cfg.Output, Layout: rowsink.LayoutPersona, StageDir: dir, Stage: stage, Kind: schemas.ShardOut, MaxRows: cfg.ShardRows}
+	}
 	infos := beam.Flatten(ws,
-		writeRows[schemas.Prompt](ws, prompts, cfg, "prompts", schemas.StagePrompts, personaIDs),
-		writeRows[schemas.Variant](ws, variants, cfg, shards.DirVariants, schemas.StageGenerate, personaIDs),
-		writeRows[schemas.PreferencePair](ws, pairs, cfg, shards.DirPreferencePairs, schemas.StageLabel, personaIDs),
-		writeRows[schemas.DPOExample](ws, examples, cfg, shards.DirDPOFormatted, schemas.StageFormat, personaIDs),
-		writeRows[schemas.DeadLetter](ws, dead, cfg, shards.DirDeadLetters, "", []string{
-			schemas.StagePrompts, schemas.StageGenerate, schemas.StageLabel, schemas.StageFormat}),
+		rowsink.Write[schemas.Prompt](ws, prompts, out(DirPrompts, schemas.StagePrompts), personaIDs),
+		rowsink.Write[schemas.Variant](ws, variants, out(shards.DirVariants, schemas.StageGenerate), personaIDs),
+		rowsink.Write[schemas.PreferencePair](ws, pairs, out(shards.DirPreferencePairs, schemas.StageLabel), personaIDs),
+		rowsink.Write[schemas.DPOExample](ws, examples, out(shards.DirDPOFormatted, schemas.StageFormat), personaIDs),
+		rowsink.Write[schemas.DeadLetter](ws, dead, rowsink.Spec{Root: cfg.Output, Layout: rowsink.LayoutDeadLetters,
+			StageDir: shards.DirDeadLetters, Kind: schemas.ShardDead, MaxRows: cfg.ShardRows}, Stages),
 	)
 
 	// Accounting: every stage's input count, dead-letter reasons and label/usage statistics,
@@ -99,19 +107,4 @@ func judgeModel(l LabelerConfig) string {
 		return "rules"
 	}
 	return l.Model
-}
-
-// writeRows keys rows by partition and writes each partition's shards. The partition keys
-// are co-grouped in explicitly so that a partition with no rows this run still gets its
-// (empty) shard written and any stale shards of an earlier run removed.
-func writeRows[T row](s beam.Scope, rows beam.PCollection, cfg Config, dir, stage string, partitions []string) beam.PCollection {
-	s = s.Scope("Write_" + dir)
-	keys := beam.ParDo(s, markerFn, beam.CreateList(s, partitions))
-	keyed := beam.ParDo(s, &partitionFn[T]{}, rows)
-	kind := schemas.ShardOut
-	if dir == shards.DirDeadLetters {
-		kind = schemas.ShardDead
-	}
-	return beam.ParDo(s, &writeShardsFn[T]{Root: cfg.Output, Dir: dir, Stage: stage, Kind: kind, MaxRows: cfg.ShardRows},
-		beam.CoGroupByKey(s, keyed, keys))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
+	"github.com/pantrypilot/recipe-dpo/transforms/rowsink"
 	"github.com/pantrypilot/recipe-dpo/transforms/shards"
 )
 
@@ -91,7 +92,8 @@ func TestFormatAndWrite(t *testing.T) {
 	in[4].Rejected = in[4].Chosen // identical completions cannot be a DPO example
 	cfg := Config{Output: root, ShardRows: 2}
 	examples, dead := beam.ParDo2(s, &formatFn{Style: chatml.StyleNeutral}, beam.CreateList(s, in))
-	infos := writeRows[schemas.DPOExample](s, examples, cfg, shards.DirDPOFormatted, schemas.StageFormat, []string{"persona_b_indian_veg", "persona_a_korean_spicy"})
+	infos := rowsink.Write[schemas.DPOExample](s, examples, rowsink.Spec{Root: cfg.Output, StageDir: shards.DirDPOFormatted,
+		Stage: schemas.StageFormat, Kind: schemas.ShardOut, MaxRows: cfg.ShardRows}, []string{"persona_b_indian_veg", "persona_a_korean_spicy"})
 	passert.Count(s, dead, "dead", 1)
 	passert.Count(s, infos, "shards", 3) // 4 rows in shards of 2, plus persona_a's empty shard
 	ptest.RunAndValidate(t, p)
@@ -138,7 +140,8 @@ func BenchmarkFormatAndWrite(b *testing.B) {
 		start = time.Now()
 		p, s := beam.NewPipelineWithRoot()
 		examples, _ := beam.ParDo2(s, &formatFn{Style: chatml.StyleNeutral}, beam.ParDo(s, &benchPairsFn{N: n}, beam.Impulse(s)))
-		writeRows[schemas.DPOExample](s, examples, Config{Output: b.TempDir(), ShardRows: shards.DefaultMaxRows}, shards.DirDPOFormatted, schemas.StageFormat, persona)
+		rowsink.Write[schemas.DPOExample](s, examples, rowsink.Spec{Root: b.TempDir(), StageDir: shards.DirDPOFormatted,
+			Stage: schemas.StageFormat, Kind: schemas.ShardOut}, persona)
 		if err := ptest.Run(p); err != nil {
 			b.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,52 +11,7 @@ import (
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 	"github.com/pantrypilot/recipe-dpo/transforms/llm"
-	"github.com/pantrypilot/recipe-dpo/transforms/shards"
 )
-
-// row is what the generic sinks need of a row type.
-type row interface {
-	RowKey() string
-	Partition() string
-}
-
-// partitionFn keys a row by its partition (persona, or stage for dead letters).
-type partitionFn[T row] struct{}
-
-func (*partitionFn[T]) ProcessElement(r T) (string, T) { return r.Partition(), r }
-
-// markerFn makes a partition key co-groupable.
-func markerFn(k string) (string, int) { return k, 1 }
-
-// writeShardsFn writes one partition's rows, sorted by key, as deterministic shards.
-type writeShardsFn[T row] struct {
-	Root, Dir, Stage, Kind string
-	MaxRows                int
-}
-
-func (f *writeShardsFn[T]) ProcessElement(ctx context.Context, partition string, rows func(*T) bool, _ func(*int) bool,
-	emit func(schemas.ShardInfo)) error {
-	var all []T
-	var r T
-	for rows(&r) {
-		all = append(all, r)
-	}
-	slices.SortFunc(all, func(a, b T) int { return strings.Compare(a.RowKey(), b.RowKey()) })
-	dir := shards.PersonaDir(f.Root, f.Dir, partition)
-	info := schemas.ShardInfo{Stage: f.Stage, Kind: f.Kind, PersonaID: partition}
-	if f.Dir == shards.DirDeadLetters {
-		dir = shards.DeadLetterDir(f.Root, partition)
-		info = schemas.ShardInfo{Stage: partition, Kind: f.Kind}
-	}
-	infos, err := shards.Write(ctx, dir, all, f.MaxRows, info)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", dir, err)
-	}
-	for _, in := range infos {
-		emit(in)
-	}
-	return nil
-}
 
 // tallyFn counts every element under one key, N times.
 type tallyFn[T any] struct {
