@@ -22,7 +22,9 @@ import (
 // the AdamW moments (optimizer.safetensors) and state.json (the step, the logging window, and
 // what must not change between the run and its resumption). The data position and the dropout
 // seeds are functions of the step (see plan), so they need no state of their own. The base
-// weights are not copied: they are re-read from the model directory.
+// weights are not copied: they are re-read from the model directory. With full fine-tuning
+// (--full) every weight is trained, so weights.safetensors (float32, Hugging Face names) holds
+// all of them in place of adapter.safetensors, and the AdamW moments cover them all.
 //
 // Saving writes a temporary directory and renames it, so a run killed at any moment leaves
 // either the whole checkpoint or none; temporary directories of killed runs are removed by the
@@ -33,6 +35,7 @@ import (
 // trainable.
 const (
 	ckptAdapterFile   = "adapter.safetensors"
+	ckptWeightsFile   = "weights.safetensors" // --full: every base weight
 	ckptOptimizerFile = "optimizer.safetensors"
 	ckptStateFile     = "state.json"
 	ckptPrefix        = "checkpoint-"
@@ -60,11 +63,16 @@ type compat struct {
 	PadTo         int      `json:"pad_to"`
 	LoRAR         int      `json:"lora_r"`
 	TargetModules []string `json:"target_modules"`
+	Full          bool     `json:"full,omitempty"` // absent (false) in checkpoints of LoRA runs
 }
 
 func compatOf(c Config, dkey string) compat {
-	return compat{DataKey: dkey, Seed: c.Seed, BatchSize: c.BatchSize, GradAccum: c.GradAccum, Epochs: c.Epochs,
-		PadTo: c.PadTo, LoRAR: c.LoRAR, TargetModules: slices.Clone(c.TargetModules)}
+	cp := compat{DataKey: dkey, Seed: c.Seed, BatchSize: c.BatchSize, GradAccum: c.GradAccum, Epochs: c.Epochs,
+		PadTo: c.PadTo, LoRAR: c.LoRAR, TargetModules: slices.Clone(c.TargetModules), Full: c.Full}
+	if c.Full { // no adapter: its settings do not matter
+		cp.LoRAR, cp.TargetModules = 0, nil
+	}
+	return cp
 }
 
 // diff names the fields that differ.
@@ -72,6 +80,10 @@ func (a compat) diff(b compat) []string {
 	var d []string
 	if a.DataKey != b.DataKey {
 		d = append(d, "data (examples, tokenizer, max_length or max_prompt_length)")
+	}
+	if a.Full != b.Full {
+		d = append(d, fmt.Sprintf("full (checkpoint %v, now %v: a full fine-tuning checkpoint and a LoRA one cannot continue each other)", b.Full, a.Full))
+		return d // the adapter settings of one side are meaningless
 	}
 	for _, x := range []struct {
 		name string
@@ -98,7 +110,7 @@ func saveCheckpoint(dir string, tv *trainVars, st ckptState, keep int) (string, 
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
-	adapter, err := variableTensors(tv.names, tv.params, "")
+	params, err := variableTensors(tv.names, tv.params, "")
 	if err != nil {
 		return "", err
 	}
@@ -110,7 +122,7 @@ func saveCheckpoint(dir string, tv *trainVars, st ckptState, keep int) (string, 
 	if err != nil {
 		return "", err
 	}
-	if err := safetensors.WriteFile(filepath.Join(tmp, ckptAdapterFile), adapter, nil); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(tmp, tv.paramsFile()), params, nil); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := safetensors.WriteFile(filepath.Join(tmp, ckptOptimizerFile), append(m, v...), nil); err != nil {
@@ -175,7 +187,8 @@ func pruneCheckpoints(dir string, keep int) {
 	}
 }
 
-// loadCheckpoint restores the adapter and AdamW state from ckpt into tv and returns its state.
+// loadCheckpoint restores the trained weights (adapter, or all with --full) and AdamW state
+// from ckpt into tv and returns its state.
 func loadCheckpoint(ckpt string, tv *trainVars) (ckptState, error) {
 	var st ckptState
 	b, err := os.ReadFile(filepath.Join(ckpt, ckptStateFile))
@@ -185,7 +198,11 @@ func loadCheckpoint(ckpt string, tv *trainVars) (ckptState, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return st, fmt.Errorf("resume: %s: %w", ckpt, err)
 	}
-	adapter, err := safetensors.ReadFile(filepath.Join(ckpt, ckptAdapterFile))
+	if st.Compat.Full != tv.full {
+		return st, fmt.Errorf("resume from %s: the checkpoint is of a %s run, this run is %s; start a fresh run (without --resume) or resume with --full=%v as the checkpoint was made",
+			ckpt, runKind(st.Compat.Full), runKind(tv.full), st.Compat.Full)
+	}
+	params, err := safetensors.ReadFile(filepath.Join(ckpt, tv.paramsFile()))
 	if err != nil {
 		return st, fmt.Errorf("resume: %w", err)
 	}
@@ -197,7 +214,7 @@ func loadCheckpoint(ckpt string, tv *trainVars) (ckptState, error) {
 		f      *safetensors.File
 		prefix string
 		vars   []*model.Variable
-	}{{adapter, "", tv.params}, {opt, "exp_avg.", tv.mom}, {opt, "exp_avg_sq.", tv.vel}} {
+	}{{params, "", tv.params}, {opt, "exp_avg.", tv.mom}, {opt, "exp_avg_sq.", tv.vel}} {
 		if err := setVariables(x.f, x.prefix, tv.names, x.vars); err != nil {
 			return st, fmt.Errorf("resume from %s: %w", ckpt, err)
 		}
@@ -247,4 +264,20 @@ func setVariables(f *safetensors.File, prefix string, names []string, vars []*mo
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// paramsFile is the checkpoint file of the trained weights.
+func (tv *trainVars) paramsFile() string {
+	if tv.full {
+		return ckptWeightsFile
+	}
+	return ckptAdapterFile
+}
+
+// runKind names a run's kind for messages.
+func runKind(full bool) string {
+	if full {
+		return "full fine-tuning (--full)"
+	}
+	return "LoRA"
 }

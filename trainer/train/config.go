@@ -12,6 +12,15 @@
 //	  data_stats.json                                 truncation counts and padding fraction
 //	  checkpoints/checkpoint-<step>/                  adapter + AdamW state + position
 //
+// Full fine-tuning (Config.Full, --full) trains every base weight instead — embeddings, RMSNorm
+// gains, projections and an untied lm_head — in float32, with no adapter. The demo uses it with
+// mode sft to make its tiny SFT model from a random initialisation, where a LoRA adapter alone
+// is too weak. The run directory then holds a full Hugging Face model directory in place of the
+// adapter files (the other files are as above; checkpoints hold all weights):
+//
+//	<output_dir>/<persona>_v<version>/
+//	  config.json, model.safetensors (float32), tokenizer.json   model.LoadModelDir / LoadBase
+//
 // The optimizer is written in-graph (see step.go) rather than taken from GoMLX's optimizer
 // package: it needs global-norm clipping over the accumulated gradients, PyTorch's AdamW
 // update, a host-computed schedule and a finite-gradient guard, none of which
@@ -66,7 +75,8 @@ type Config struct {
 	OutputDir  string `json:"output_dir"`            // parent of <persona>_v<version>/ (trained_models)
 	Version    string `json:"version"`               // model version in the directory name, "1.0"
 	// MergeOutput, if set, receives a full model directory (config.json, model.safetensors,
-	// tokenizer.json) with the trained adapter merged into the base: the demo's tiny SFT model.
+	// tokenizer.json) with the trained adapter merged into the base. With Full the run
+	// directory already is such a directory; MergeOutput then receives a second copy of it.
 	MergeOutput string `json:"merge_output,omitempty"`
 	// RefCacheDir holds cached reference log-probs; default <output_dir>/.ref_cache.
 	RefCacheDir string `json:"ref_cache_dir,omitempty"`
@@ -91,6 +101,15 @@ type Config struct {
 	LabelSmoothing float64 `json:"label_smoothing"` // ε of sigmoid (cDPO) and robust (0)
 	RPOAlpha       float64 `json:"rpo_alpha"`       // weight of the chosen NLL added to the loss (0 = off)
 
+	// Full trains every base weight (full fine-tuning, float32 only) instead of a LoRA adapter,
+	// and exports a full model directory instead of a PEFT adapter; the lora_* settings are
+	// then ignored. Weight decay applies to the projection matrices (and an untied lm_head)
+	// only, not to the RMSNorm gains nor the token embedding. Valid with both modes; in dpo
+	// the reference policy is the frozen initial weights, whose log-probs are computed once
+	// before training (cached on disk with ref_cache, else kept in memory). The demo uses it
+	// with mode sft.
+	Full bool `json:"full"`
+
 	// LoRA adapter.
 	LoRAR         int      `json:"lora_r"`         // rank (16)
 	LoRAAlpha     float64  `json:"lora_alpha"`     // scale α/r on the update (16)
@@ -107,7 +126,7 @@ type Config struct {
 	LoggingSteps int    `json:"logging_steps"` // optimizer steps per metrics.jsonl line (10)
 	SaveSteps    int    `json:"save_steps"`    // optimizer steps per checkpoint (100; 0 = only at the end)
 	SaveLimit    int    `json:"save_limit"`    // checkpoints kept (2)
-	DType        string `json:"dtype"`         // f32 | bf16: dtype of the base weights (LoRA and AdamW stay f32)
+	DType        string `json:"dtype"`         // f32 | bf16: dtype of the base weights (LoRA and AdamW stay f32); full: f32 only
 	RefCache     bool   `json:"ref_cache"`     // dpo: compute reference log-probs once, cache them on disk
 	Backend      string `json:"backend"`       // GoMLX backend, e.g. "go", "xla:cuda"; default $GOMLX_BACKEND or go
 	Resume       bool   `json:"resume"`        // continue from the newest checkpoint in the output directory
@@ -181,6 +200,9 @@ func (c Config) Validate() error {
 		name string
 		v    int
 	}{{"epochs", c.Epochs}, {"batch_size", c.BatchSize}, {"grad_accum", c.GradAccum}, {"lora_r", c.LoRAR}} {
+		if x.name == "lora_r" && c.Full {
+			continue // no adapter
+		}
 		if x.v <= 0 {
 			add("%s (%d) must be > 0", x.name, x.v)
 		}
@@ -220,11 +242,15 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := c.loraConfig().Validate(); err != nil {
-		errs = append(errs, err)
+	if !c.Full {
+		if err := c.loraConfig().Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.DType != DTypeF32 && c.DType != DTypeBF16 {
 		add("dtype %q is not supported; use f32 or bf16", c.DType)
+	} else if c.Full && c.DType != DTypeF32 {
+		add("full fine-tuning (--full) trains and stores every weight in float32: --dtype %s is not supported with it; use --dtype f32 (bf16 base weights are only for LoRA training, where they stay frozen)", c.DType)
 	}
 	return errors.Join(errs...)
 }

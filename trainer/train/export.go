@@ -130,6 +130,37 @@ func writeMerged(c Config, store *model.Store, m *llama.Model) error {
 	return copyFile(c.tokenizerPath(), filepath.Join(c.MergeOutput, tokenizer.FileName))
 }
 
+// exportFull writes the fully fine-tuned model into dir as a Hugging Face model directory:
+// config.json (the base's, torch_dtype float32), model.safetensors (every weight, float32, in
+// state_dict order) and tokenizer.json (copied from the run's tokenizer), loadable by
+// model.LoadModelDir, LoadBase and transformers. It returns the files written.
+func exportFull(dir string, store *model.Store, c Config, mc llamacfg.Config) ([]string, error) {
+	specs := llamacfg.TensorSpecs(mc)
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	w, err := llama.ReadWeights(store, names)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	out := make([]safetensors.Tensor, len(specs))
+	for i, s := range specs {
+		if out[i], err = safetensors.FromFloat32(s.Name, s.Shape, w[s.Name].Data, safetensors.F32); err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+	}
+	mc.TorchDType = "" // set from the tensors: float32
+	if err := llamacfg.WriteModelDir(dir, mc, out); err != nil {
+		return nil, err
+	}
+	tok := filepath.Join(dir, tokenizer.FileName)
+	if err := copyFile(c.tokenizerPath(), tok); err != nil {
+		return nil, fmt.Errorf("export: tokenizer: %w", err)
+	}
+	return []string{filepath.Join(dir, "config.json"), filepath.Join(dir, safetensors.SingleFileName), tok}, nil
+}
+
 // copyFile copies src to dst (atomically on the destination side).
 func copyFile(src, dst string) error {
 	f, err := os.Open(src)

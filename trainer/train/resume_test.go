@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
+	"github.com/pantrypilot/recipe-dpo/trainer/safetensors"
+	"github.com/pantrypilot/recipe-dpo/trainer/tokenizer"
 )
 
 // Environment of the child process of TestKillAndResume.
@@ -21,12 +23,16 @@ const (
 	childModelEnv = "TRAIN_TEST_MODEL"
 	childRootEnv  = "TRAIN_TEST_ROOT"
 	childOutEnv   = "TRAIN_TEST_OUT"
+	childFullEnv  = "TRAIN_TEST_FULL" // "1": the --full variant
 )
 
 // resumeConfig: 20 pairs, 2 per micro-batch × 2 accumulated, 2 epochs = 10 steps with dropout
 // on, a checkpoint every 2 steps and a warm-up, so the resumed run must restore the AdamW
 // moments, the data position mid-epoch and the dropout stream.
-func resumeConfig(root, modelDir, out string) Config {
+//
+// The --full variant trains every weight of the tiny model in sft mode (the demo's use), so the
+// checkpoint must restore all weights and their AdamW moments.
+func resumeConfig(root, modelDir, out string, full bool) Config {
 	fx := &fixture{root: root, modelDir: modelDir, outDir: out}
 	c := fx.config("p1")
 	c.GradAccum = 2
@@ -34,7 +40,20 @@ func resumeConfig(root, modelDir, out string) Config {
 	c.SaveSteps = 2
 	c.WarmupSteps = 2
 	c.LoRADropout = 0.1
+	if full {
+		c.Mode, c.Full = ModeSFT, true
+		c.WeightDecay = 0.01 // exercise the per-tensor decay as well
+	}
 	return c
+}
+
+// resultFiles are the files a finished run exports: the adapter, or with --full the model
+// directory.
+func resultFiles(full bool) []string {
+	if full {
+		return []string{safetensors.SingleFileName, "config.json", tokenizer.FileName}
+	}
+	return []string{peft.WeightsFileName, peft.ConfigFileName}
 }
 
 // TestKillChild is the child side of TestKillAndResume: it trains slowly after step 4 so the
@@ -48,34 +67,43 @@ func TestKillChild(t *testing.T) {
 			time.Sleep(time.Hour) // killed here
 		}
 	}
-	c := resumeConfig(os.Getenv(childRootEnv), os.Getenv(childModelEnv), os.Getenv(childOutEnv))
+	c := resumeConfig(os.Getenv(childRootEnv), os.Getenv(childModelEnv), os.Getenv(childOutEnv), os.Getenv(childFullEnv) == "1")
 	if _, err := Train(context.Background(), c, testEnv(t)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // TestKillAndResume kills a training process with SIGKILL after its step-4 checkpoint (while
-// it is inside step 5), resumes it, and expects adapter files byte-identical to an
-// uninterrupted run's.
+// it is inside step 5), resumes it, and expects exported files byte-identical to an
+// uninterrupted run's: the adapter (LoRA dpo), or the whole model directory (--full sft).
 func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process")
 	}
 	fx := newFixture(t, 20, "p1")
-	whole := resumeConfig(fx.root, fx.modelDir, filepath.Join(t.TempDir(), "whole"))
+	for _, full := range []bool{false, true} {
+		name := map[bool]string{false: "lora-dpo", true: "full-sft"}[full]
+		t.Run(name, func(t *testing.T) { killAndResume(t, fx, full) })
+	}
+}
+
+func killAndResume(t *testing.T, fx *fixture, full bool) {
+	whole := resumeConfig(fx.root, fx.modelDir, filepath.Join(t.TempDir(), "whole"), full)
 	if _, err := Train(context.Background(), whole, testEnv(t)); err != nil {
 		t.Fatal(err)
 	}
 
 	out := filepath.Join(t.TempDir(), "killed")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"=1", childModelEnv+"="+fx.modelDir, childRootEnv+"="+fx.root, childOutEnv+"="+out)
+	fullEnv := map[bool]string{false: "0", true: "1"}[full]
+	cmd.Env = append(os.Environ(), childEnv+"=1", childModelEnv+"="+fx.modelDir, childRootEnv+"="+fx.root, childOutEnv+"="+out,
+		childFullEnv+"="+fullEnv)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	killed := resumeConfig(fx.root, fx.modelDir, out)
+	killed := resumeConfig(fx.root, fx.modelDir, out, full)
 	ckpt := filepath.Join(killed.RunDir(), CheckpointsDir, "checkpoint-4", ckptStateFile)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -97,8 +125,8 @@ func TestKillAndResume(t *testing.T) {
 	if !errors.As(err, &exitErr) || exitErr.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child ended with %v, want killed by SIGKILL; output:\n%s", err, stderr.String())
 	}
-	if _, err := os.Stat(filepath.Join(killed.RunDir(), peft.WeightsFileName)); err == nil {
-		t.Fatal("the killed run exported an adapter: it finished before the kill")
+	if _, err := os.Stat(filepath.Join(killed.RunDir(), resultFiles(full)[0])); err == nil {
+		t.Fatal("the killed run exported its result: it finished before the kill")
 	}
 
 	killed.Resume = true
@@ -106,10 +134,11 @@ func TestKillAndResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ResumedFrom != 4 || res.RefCache != "hit" {
-		t.Errorf("resumed from step %d with reference cache %q, want step 4 and a cache hit", res.ResumedFrom, res.RefCache)
+	wantRef := map[bool]string{false: "hit", true: "off"}[full] // sft has no reference
+	if res.ResumedFrom != 4 || res.RefCache != wantRef {
+		t.Errorf("resumed from step %d with reference cache %q, want step 4 and %q", res.ResumedFrom, res.RefCache, wantRef)
 	}
-	for _, f := range []string{peft.WeightsFileName, peft.ConfigFileName} {
+	for _, f := range resultFiles(full) {
 		a, b := readFile(t, filepath.Join(whole.RunDir(), f)), readFile(t, filepath.Join(killed.RunDir(), f))
 		if !bytes.Equal(a, b) {
 			t.Errorf("%s differs between the uninterrupted and the killed-and-resumed run (%d vs %d bytes)", f, len(a), len(b))
@@ -126,20 +155,39 @@ func TestKillAndResume(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("resumed from %s; %d metrics lines agree; adapter %s bytes identical", strconv.Itoa(res.ResumedFrom), len(km), peft.WeightsFileName)
+	t.Logf("resumed from %s; %d metrics lines agree; %v bytes identical", strconv.Itoa(res.ResumedFrom), len(km), resultFiles(full))
 }
 
 // TestCancelSavesCheckpoint: cancelling the context (SIGINT in the binary) saves a checkpoint at
-// the step boundary, and --resume finishes with the uninterrupted run's adapter bytes.
+// the step boundary, and --resume finishes with the uninterrupted run's exported bytes. The
+// --full dpo case keeps the reference in memory (no cache), so the resumed run must recompute
+// it from the initial weights, not from the restored ones.
 func TestCancelSavesCheckpoint(t *testing.T) {
 	fx := newFixture(t, 20, "p1")
-	whole := resumeConfig(fx.root, fx.modelDir, filepath.Join(t.TempDir(), "whole"))
-	whole.SaveSteps = 0
+	for _, tc := range []struct {
+		name string
+		full bool
+		mode string
+	}{{"lora-dpo", false, ModeDPO}, {"full-sft", true, ModeSFT}, {"full-dpo-nocache", true, ModeDPO}} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := func(out string) Config {
+				c := resumeConfig(fx.root, fx.modelDir, out, tc.full)
+				c.Mode = tc.mode
+				c.SaveSteps = 0
+				if tc.full && tc.mode == ModeDPO {
+					c.RefCache = false
+				}
+				return c
+			}
+			cancelAndResume(t, conf(filepath.Join(t.TempDir(), "whole")), conf(filepath.Join(t.TempDir(), "cancelled")), tc.full)
+		})
+	}
+}
+
+func cancelAndResume(t *testing.T, whole, c Config, full bool) {
 	if _, err := Train(context.Background(), whole, testEnv(t)); err != nil {
 		t.Fatal(err)
 	}
-	c := resumeConfig(fx.root, fx.modelDir, filepath.Join(t.TempDir(), "cancelled"))
-	c.SaveSteps = 0
 	ctx, cancel := context.WithCancel(context.Background())
 	testHookAfterStep = func(done int) {
 		if done == 3 {
@@ -158,7 +206,9 @@ func TestCancelSavesCheckpoint(t *testing.T) {
 	if _, err := Train(context.Background(), c, testEnv(t)); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(readFile(t, filepath.Join(whole.RunDir(), peft.WeightsFileName)), readFile(t, filepath.Join(c.RunDir(), peft.WeightsFileName))) {
-		t.Error("adapter after cancel + resume differs from the uninterrupted run's")
+	for _, f := range resultFiles(full) {
+		if !bytes.Equal(readFile(t, filepath.Join(whole.RunDir(), f)), readFile(t, filepath.Join(c.RunDir(), f))) {
+			t.Errorf("%s after cancel + resume differs from the uninterrupted run's", f)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -14,37 +15,78 @@ import (
 )
 
 // One optimizer step is GradAccum calls of the micro-step executor, each adding
-// weight·∇loss(micro-batch) into a gradient accumulator per adapter tensor, then one call of the
+// weight·∇loss(micro-batch) into a gradient accumulator per trained tensor (adapter factors,
+// or with --full every base weight), then one call of the
 // apply executor: global-norm clipping and PyTorch's AdamW on the accumulated gradient. The
 // weight of a micro-batch is its share of the step's pairs (dpo) or completion tokens (sft),
 // so accumulation reproduces the gradient of the whole step's batch: 2 × 2 pairs equals 1 × 4.
 //
 // Store paths of the optimizer state, beside the model's own variables (see llama's package
-// doc); name is the adapter tensor's variable path, e.g. /model/layers/0/.../lora_A/weight:
+// doc); name is the trained tensor's variable path, e.g. /model/layers/0/.../lora_A/weight:
 const (
 	accScope = "/train/grad_acc" // accumulated gradient of the current step
 	expAvg   = "/train/exp_avg"  // AdamW first moment m
 	expAvgSq = "/train/exp_avg_sq"
 )
 
-// trainVars are the adapter tensors and their optimizer state, in llama.LoRAWeightSpecs order.
+// trainVars are the trained tensors and their optimizer state: the adapter's, in
+// llama.LoRAWeightSpecs order, or with --full every base weight, in llama.ExpectedWeights order.
 type trainVars struct {
 	names         []string // Hugging Face names, "model.layers.0.self_attn.q_proj.lora_A.weight"
 	params        []*model.Variable
 	acc, mom, vel []*model.Variable
+	// decay says which params AdamW's weight decay applies to: every adapter tensor; with
+	// --full the projection matrices (and an untied lm_head) only — see decays.
+	decay []bool
+	full  bool // params are the base weights (--full), not an adapter
 }
 
-// newTrainVars finds the adapter variables of m in store and creates zeroed accumulators and
-// AdamW moments for them (float32, not trainable).
+// trainedSpecs lists the tensors m trains: the base weights when m.TrainBase (full
+// fine-tuning; m then has no adapter), otherwise the adapter's factors.
+func trainedSpecs(m *llama.Model) []llama.WeightSpec {
+	if m.TrainBase {
+		return llama.ExpectedWeights(m.Config)
+	}
+	return llama.LoRAWeightSpecs(m.Config, *m.LoRA)
+}
+
+// decays reports whether weight decay applies to the trained tensor name of shape dims. With
+// full fine-tuning it is the common practice (GPT-2/minGPT, Llama recipes): matrices of the
+// linear layers decay — q/k/v/o, gate/up/down and an untied lm_head — while the RMSNorm
+// gains (1-D) and the token embedding (model.embed_tokens.weight, which is also the LM head
+// when the embeddings are tied) do not: decaying gains pulls them towards 0 instead of their
+// natural 1, and decaying the embedding shrinks rare tokens' rows that get almost no
+// gradient. Adapter factors all decay, as before.
+func decays(full bool, name string, dims []int) bool {
+	if !full {
+		return true
+	}
+	return len(dims) == 2 && name != "model.embed_tokens.weight"
+}
+
+// newTrainVars finds the trained variables of m in store (the adapter, or every base weight
+// with m.TrainBase) and creates zeroed accumulators and AdamW moments for them (float32, not
+// trainable).
 func newTrainVars(store *model.Store, m *llama.Model) (*trainVars, error) {
-	tv := &trainVars{}
-	for _, s := range llama.LoRAWeightSpecs(m.Config, *m.LoRA) {
+	if !m.TrainBase && m.LoRA == nil {
+		return nil, fmt.Errorf("train: the model trains nothing: neither an adapter nor its base weights")
+	}
+	tv := &trainVars{full: m.TrainBase}
+	for _, s := range trainedSpecs(m) {
 		p := store.GetVariable(llama.VariablePath(s.Name))
 		if p == nil {
+			if tv.full {
+				return nil, fmt.Errorf("train: no base weight variable %s (load the base weights first)", s.Name)
+			}
 			return nil, fmt.Errorf("train: no adapter variable %s (AddLoRA first)", s.Name)
 		}
+		if p.DType() != dtypes.Float32 {
+			return nil, fmt.Errorf("train: trained weight %s is %s; it must be float32 (full fine-tuning needs --dtype f32)", s.Name, p.DType())
+		}
+		p.Trainable = true
 		tv.names = append(tv.names, s.Name)
 		tv.params = append(tv.params, p)
+		tv.decay = append(tv.decay, decays(tv.full, s.Name, s.Shape))
 		for _, x := range []struct {
 			scope string
 			dst   *[]*model.Variable
@@ -105,6 +147,9 @@ func newMicroStep(backend compute.Backend, store *model.Store, m *llama.Model, c
 			var refC, refR *Node
 			if len(inputs) == 6 {
 				refC, refR = inputs[4], inputs[5]
+			} else if m.TrainBase {
+				// In-graph, the reference would be the moving weights themselves.
+				Panicf("train: dpo with full fine-tuning needs the initial weights' reference log-probs as inputs")
 			}
 			loss, metrics = m.DPOBatchLoss(scope, dpo, ids, attn, compl, refC, refR)
 		}
@@ -134,7 +179,7 @@ func newMicroStep(backend compute.Backend, store *model.Store, m *llama.Model, c
 // It clips the accumulated gradient g to global L2 norm MaxGradNorm (PyTorch's
 // clip_grad_norm_: g·min(1, max/(‖g‖+1e-6))), applies PyTorch's AdamW
 //
-//	p ← p·(1 − lr·wd);  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·(m/bc₁)/(√(v/bc₂) + ε)
+//	p ← p·(1 − lr·wd) (only where tv.decay);  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·(m/bc₁)/(√(v/bc₂) + ε)
 //
 // and zeroes the accumulators. If ‖g‖ is not finite nothing but the accumulators changes: the
 // loop then stops with the last good weights. grad_norm is the norm before clipping.
@@ -167,7 +212,7 @@ func newApplyStep(backend compute.Backend, store *model.Store, c Config, tv *tra
 			v := Add(MulScalar(tv.vel[i].NodeValue(g), b2), MulScalar(Square(grad), 1-b2))
 			denom := AddScalar(Sqrt(Div(v, bc2)), c.AdamEpsilon)
 			newP := pv
-			if c.WeightDecay > 0 {
+			if c.WeightDecay > 0 && tv.decay[i] {
 				newP = Mul(pv, OneMinus(MulScalar(lr, c.WeightDecay)))
 			}
 			newP = Sub(newP, Mul(lr, Div(Div(m, bc1), denom)))

@@ -36,18 +36,22 @@ type Env struct {
 
 // Result summarises a finished run.
 type Result struct {
-	RunDir       string
-	Steps        int // optimizer steps completed, including those before a resume
-	ResumedFrom  int // step of the checkpoint the run resumed from, 0 for a fresh run
-	Last         Metrics
-	Stats        DataStats
-	RefCache     string        // dpo: "hit", "computed" or "off"
+	RunDir      string
+	Steps       int // optimizer steps completed, including those before a resume
+	ResumedFrom int // step of the checkpoint the run resumed from, 0 for a fresh run
+	Last        Metrics
+	Stats       DataStats
+	// RefCache is "hit", "computed" (and stored) or "off" (dpo without the cache: the
+	// reference runs in the training graph; sft); dpo --full without the cache: "memory"
+	// (computed from the initial weights at the start, not stored).
+	RefCache     string
 	RefTime      time.Duration // time spent computing reference log-probs (0 on a cache hit)
 	EpochTimes   []time.Duration
 	TrainTime    time.Duration // the optimizer-step loop, excluding loading and the reference pass
 	Tokens       int           // real tokens through the policy in this process
 	Checkpoint   string        // the newest checkpoint directory
-	AdapterFiles []string
+	AdapterFiles []string      // the PEFT adapter's files (LoRA runs)
+	ModelFiles   []string      // the model directory's files (--full runs): config.json, model.safetensors, tokenizer.json
 }
 
 // DataStats is data_stats.json: what truncation and batching did to the data set.
@@ -110,25 +114,51 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	log.Info("data", "examples", trunc.Examples, "truncated", trunc.Truncated, "dropped", trunc.Dropped,
 		"batches/epoch", p.batches, "steps", total, "padding", fmt.Sprintf("%.3f", stats.PaddingFraction))
 
-	lora := c.loraConfig()
-	m, err := llama.New(base.Config, dtypes.Float32, &lora)
-	if err != nil {
-		return nil, err
-	}
 	store := model.NewStore()
-	if err := loadBaseWeights(store, base.Config, c, base.Weights); err != nil {
+	m, tv, err := buildModel(store, base, c)
+	if err != nil {
 		return nil, err
 	}
 	base.Weights = nil // the store holds its own copy
-	if err := llama.AddLoRA(store, m, uint64(c.Seed)); err != nil {
-		return nil, err
-	}
-	tv, err := newTrainVars(store, m)
-	if err != nil {
-		return nil, err
-	}
 
 	res := &Result{RunDir: runDir, Stats: stats, RefCache: "off"}
+
+	// Reference log-probs, once per data set, before a checkpoint is restored: with --full the
+	// store then still holds the initial weights, which are the reference policy. LoRA runs
+	// without the cache compute the reference in the training graph (the adapter off); --full
+	// runs cannot (the base moves), so they compute it here and keep it in memory.
+	var ref refLogps
+	if c.Mode == ModeDPO && (c.RefCache || c.Full) {
+		var key string
+		if c.RefCache {
+			if key, err = refCacheKey(base, dkey, c); err != nil {
+				return nil, err
+			}
+			if ref, err = loadRefCache(c.refCacheDir(), key, exs); err != nil {
+				return nil, err
+			}
+			res.RefCache = "hit"
+		}
+		if ref == nil {
+			t0 := time.Now()
+			if ref, err = computeRefLogps(backend, store, m, exs, c, pad); err != nil {
+				return nil, err
+			}
+			res.RefTime, res.RefCache = time.Since(t0), "memory"
+			if c.RefCache {
+				res.RefCache = "computed"
+				if err := saveRefCache(c.refCacheDir(), key, c, dkey, ref); err != nil {
+					return nil, err
+				}
+			}
+		}
+		attrs := []any{"cache", res.RefCache, "took", res.RefTime.Round(time.Millisecond)}
+		if key != "" {
+			attrs = append(attrs, "key", key[:12])
+		}
+		log.Info("reference log-probs", attrs...)
+	}
+
 	start := 0
 	var win window
 	ckptDir := filepath.Join(runDir, CheckpointsDir)
@@ -151,30 +181,6 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 			start, win, res.ResumedFrom, res.Checkpoint = st.Step, st.Window, st.Step, ckpt
 			log.Info("resumed", "checkpoint", ckpt, "step", start, "of", total)
 		}
-	}
-
-	// Reference log-probs, once per data set.
-	var ref refLogps
-	if c.Mode == ModeDPO && c.RefCache {
-		key, err := refCacheKey(base, dkey, c)
-		if err != nil {
-			return nil, err
-		}
-		if ref, err = loadRefCache(c.refCacheDir(), key, exs); err != nil {
-			return nil, err
-		}
-		res.RefCache = "hit"
-		if ref == nil {
-			t0 := time.Now()
-			if ref, err = computeRefLogps(backend, store, m, exs, c, pad); err != nil {
-				return nil, err
-			}
-			res.RefTime, res.RefCache = time.Since(t0), "computed"
-			if err := saveRefCache(c.refCacheDir(), key, c, dkey, ref); err != nil {
-				return nil, err
-			}
-		}
-		log.Info("reference log-probs", "cache", res.RefCache, "key", key[:12], "took", res.RefTime.Round(time.Millisecond))
 	}
 
 	if err := writeJSON(filepath.Join(runDir, ArgsFileName), c); err != nil {
@@ -219,7 +225,7 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		if res.Checkpoint != "" {
 			last = res.Checkpoint
 		}
-		return fmt.Errorf("%w: %s is %g at step %d (epoch %d); the adapter was not updated and nothing was exported; the last good checkpoint is %s. Lower --learning_rate, raise --warmup_ratio or check the data, then start again (or --resume from that checkpoint)",
+		return fmt.Errorf("%w: %s is %g at step %d (epoch %d); the weights were not updated and nothing was exported; the last good checkpoint is %s. Lower --learning_rate, raise --warmup_ratio or check the data, then start again (or --resume from that checkpoint)",
 			ErrNonFinite, what, value, step+1, epoch, last)
 	}
 
@@ -324,19 +330,62 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	if err := saveState(total); err != nil {
 		return res, err
 	}
-	files, err := exportAdapter(runDir, store, m, c, base.Config)
-	if err != nil {
-		return res, err
-	}
-	res.AdapterFiles = files
-	if c.MergeOutput != "" {
-		if err := writeMerged(c, store, m); err != nil {
+	if c.Full {
+		files, err := exportFull(runDir, store, c, base.Config)
+		if err != nil {
 			return res, err
 		}
-		log.Info("merged model written", "dir", c.MergeOutput)
+		res.ModelFiles = files
+		if c.MergeOutput != "" { // a second copy of the model directory
+			if _, err := exportFull(c.MergeOutput, store, c, base.Config); err != nil {
+				return res, fmt.Errorf("merge_output: %w", err)
+			}
+			log.Info("model copy written", "dir", c.MergeOutput)
+		}
+	} else {
+		files, err := exportAdapter(runDir, store, m, c, base.Config)
+		if err != nil {
+			return res, err
+		}
+		res.AdapterFiles = files
+		if c.MergeOutput != "" {
+			if err := writeMerged(c, store, m); err != nil {
+				return res, err
+			}
+			log.Info("merged model written", "dir", c.MergeOutput)
+		}
 	}
 	log.Info("done", "dir", runDir, "steps", total, "train_time", res.TrainTime.Round(time.Millisecond))
 	return res, nil
+}
+
+// buildModel puts the base weights into store and returns the model and its trained
+// variables: a fresh LoRA adapter (seeded by c.Seed) on the frozen base, or with c.Full the
+// base weights themselves, trainable, and no adapter.
+func buildModel(store *model.Store, base *baseModel, c Config) (*llama.Model, *trainVars, error) {
+	var lora *llama.LoRAConfig
+	if !c.Full {
+		l := c.loraConfig()
+		lora = &l
+	}
+	m, err := llama.New(base.Config, dtypes.Float32, lora)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.TrainBase = c.Full
+	if err := loadBaseWeights(store, base.Config, c, base.Weights); err != nil {
+		return nil, nil, err
+	}
+	if !c.Full {
+		if err := llama.AddLoRA(store, m, uint64(c.Seed)); err != nil {
+			return nil, nil, err
+		}
+	}
+	tv, err := newTrainVars(store, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, tv, nil
 }
 
 // TrainAll trains every persona with DPO shards under c.DataRoot, one after the other, each

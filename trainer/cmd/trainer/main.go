@@ -1,9 +1,11 @@
-// Command trainer makes small Llama models and trains LoRA adapters on the data-preparation
-// job's DPO shards, with GoMLX (the pure-Go backend by default; --backend xla:cuda for GPUs).
+// Command trainer makes small Llama models and trains LoRA adapters (or, with --full, every
+// weight) on the data-preparation job's DPO shards, with GoMLX (the pure-Go backend by
+// default; --backend xla:cuda for GPUs).
 //
 //	trainer init --output models/tiny --vocab tokenizer.json --hidden_size 64 --layers 2 --heads 4 --kv_heads 2
 //	trainer tokenizer train --input corpus.txt --vocab_size 2048 --output tokenizer.json
 //	trainer train --data_root out/prepare --persona persona_a_korean_spicy --model_dir models/tiny
+//	trainer train --mode sft --full --data_root out/prepare --persona p --model_dir models/tiny  # full model dir out
 //	trainer train-all --data_root out/prepare --model_dir models/tiny [--sft_adapter dir]
 //
 // Every subcommand takes --log_level (debug, info, warn, error); run one with -h for its flags.
@@ -43,7 +45,7 @@ const usage = `usage: trainer <command> [flags]
 commands:
   init              write a random-initialised Llama model directory of a given shape
   tokenizer train   learn a byte-level BPE tokenizer.json from text files
-  train             train one persona's LoRA adapter (dpo or sft)
+  train             train one persona's LoRA adapter (dpo or sft), or all weights with --full
   train-all         train every persona found under --data_root
   version           print the version
 

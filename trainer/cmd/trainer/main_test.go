@@ -108,6 +108,22 @@ func TestCommands(t *testing.T) {
 		t.Errorf("--merge_output: %v", err)
 	}
 
+	// Full fine-tuning (the demo's SFT model): the run directory is a model directory.
+	fullDir := filepath.Join(dir, "full")
+	if out, err := runCmd(t, append([]string{"train", "--mode", "sft", "--full", "--persona", "persona_a", "--output_dir", fullDir}, common...)...); err != nil {
+		t.Fatalf("train sft --full: %v\n%s", err, out)
+	}
+	fullModel := filepath.Join(fullDir, "persona_a_v1.0")
+	if fc, _, err := model.LoadModelDir(fullModel); err != nil || fc.HiddenSize != mc.HiddenSize {
+		t.Errorf("--full output is not the model directory of the base's shape: %v", err)
+	}
+	if _, err := tokenizer.Load(filepath.Join(fullModel, tokenizer.FileName)); err != nil {
+		t.Errorf("--full output lacks the tokenizer: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(fullModel, peft.WeightsFileName)); err == nil {
+		t.Error("--full wrote an adapter")
+	}
+
 	if out, err := runCmd(t, append([]string{"train-all", "--sft_adapter", sftAdapter, "--version", "2.0"}, common...)...); err != nil {
 		t.Fatalf("train-all: %v\n%s", err, out)
 	}
@@ -135,6 +151,7 @@ func TestCommands(t *testing.T) {
 		{"unknown flag", []string{"train", "--lr", "1"}, 2, "flag provided but not defined"},
 		{"unknown command", []string{"fly"}, 1, `unknown command "fly"`},
 		{"missing backend", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", modelDir, "--backend", "xla:cuda"}, 1, "PJRT"},
+		{"full with bf16", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", modelDir, "--full", "--dtype", "bf16"}, 1, "--dtype f32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := runCmd(t, tc.args...)

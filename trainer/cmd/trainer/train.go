@@ -22,7 +22,7 @@ func trainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.StringVar(&c.SFTAdapter, "sft_adapter", c.SFTAdapter, "PEFT adapter directory merged into the base model at load (optional)")
 	fs.StringVar(&c.OutputDir, "output_dir", c.OutputDir, "parent of <persona>_v<version>/ (default <data_root>/trained_models for a local data_root)")
 	fs.StringVar(&c.Version, "version", c.Version, "model version in the output directory name")
-	fs.StringVar(&c.MergeOutput, "merge_output", c.MergeOutput, "also write a full model directory with the adapter merged in (train only)")
+	fs.StringVar(&c.MergeOutput, "merge_output", c.MergeOutput, "also write a full model directory with the adapter merged in (train only); with --full, a copy of the trained model directory")
 	fs.StringVar(&c.RefCacheDir, "ref_cache_dir", c.RefCacheDir, "reference log-prob cache (default <output_dir>/.ref_cache)")
 
 	fs.Float64Var(&c.LearningRate, "learning_rate", c.LearningRate, "peak AdamW learning rate")
@@ -43,6 +43,7 @@ func trainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.LabelSmoothing, "label_smoothing", c.LabelSmoothing, "ε for the sigmoid (cDPO) and robust losses")
 	fs.Float64Var(&c.RPOAlpha, "rpo_alpha", c.RPOAlpha, "weight of the chosen-completion NLL added to the DPO loss (0 = off)")
 
+	fs.BoolVar(&c.Full, "full", c.Full, "full fine-tuning: train every base weight (embeddings, norms, projections, lm_head) in f32 instead of a LoRA adapter, and write a full model directory (config.json, model.safetensors, tokenizer.json) into the run directory instead of adapter files; the --lora_* flags are ignored, --dtype must be f32, weight decay skips norms and embeddings. Works with --mode sft (the demo's tiny SFT model) and dpo (reference = the frozen initial weights)")
 	fs.IntVar(&c.LoRAR, "lora_r", c.LoRAR, "LoRA rank")
 	fs.Float64Var(&c.LoRAAlpha, "lora_alpha", c.LoRAAlpha, "LoRA α (the update is scaled by α/r)")
 	fs.Float64Var(&c.LoRADropout, "lora_dropout", c.LoRADropout, "dropout on the adapter's input while training")
@@ -106,6 +107,10 @@ func runTrain(ctx context.Context, args []string, stderr io.Writer, all bool) er
 	if err != nil {
 		return err
 	}
-	log.Info("adapter written", "dir", res.RunDir, "steps", res.Steps, "train_time", res.TrainTime.Round(1e6))
+	what := "adapter written"
+	if c.Full {
+		what = "model written"
+	}
+	log.Info(what, "dir", res.RunDir, "steps", res.Steps, "train_time", res.TrainTime.Round(1e6))
 	return nil
 }
