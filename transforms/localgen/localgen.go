@@ -9,18 +9,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/trainer/generate"
 	"github.com/pantrypilot/recipe-dpo/trainer/llama"
-	"github.com/pantrypilot/recipe-dpo/trainer/peft"
-	"github.com/pantrypilot/recipe-dpo/trainer/train"
 	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
 	"github.com/pantrypilot/recipe-dpo/transforms/llm"
 )
@@ -43,47 +37,11 @@ type Model struct {
 	name string // content identity, for cache keys
 }
 
-// Load reads and merges the model and compiles nothing yet (executors compile on first use).
+// Load reads the model and merges its adapters (generate.Load); executors compile on first
+// use.
 func Load(c Config) (*Model, error) {
-	if c.ModelDir == "" {
-		return nil, fmt.Errorf("localgen: no model directory; pass --model_dir")
-	}
-	base, err := train.LoadBase(c.ModelDir, c.Tokenizer, c.SFTAdapter)
-	if err != nil {
-		return nil, fmt.Errorf("localgen: %w", err)
-	}
-	files := append([]string{}, base.Files...)
-	if c.Adapter != "" {
-		a, err := peft.Load(c.Adapter, base.Config)
-		if err != nil {
-			return nil, fmt.Errorf("localgen: adapter: %w", err)
-		}
-		flat := make(map[string][]float32, len(base.Weights))
-		for name, w := range base.Weights {
-			flat[name] = w.Data
-		}
-		if err := peft.Merge(flat, base.Config, a); err != nil { // in place: base.Weights share the slices
-			return nil, fmt.Errorf("localgen: adapter %s: %w", c.Adapter, err)
-		}
-		files = append(files, filepath.Join(c.Adapter, peft.ConfigFileName), filepath.Join(c.Adapter, peft.WeightsFileName))
-	}
-	digest, err := (&train.Base{Files: files}).Digest()
-	if err != nil {
-		return nil, fmt.Errorf("localgen: %w", err)
-	}
-	backend, err := train.NewBackend(c.Backend)
-	if err != nil {
-		return nil, fmt.Errorf("localgen: %w", err)
-	}
-	m, err := llama.New(base.Config, dtypes.Float32, nil)
-	if err != nil {
-		return nil, fmt.Errorf("localgen: %w", err)
-	}
-	store := model.NewStore()
-	if err := llama.LoadWeights(store, base.Config, dtypes.Float32, base.Weights); err != nil {
-		return nil, fmt.Errorf("localgen: %w", err)
-	}
-	g, err := generate.New(backend, store, m, base.Tokenizer)
+	g, digest, err := generate.Load(generate.Model{ModelDir: c.ModelDir, Tokenizer: c.Tokenizer,
+		SFTAdapter: c.SFTAdapter, Adapter: c.Adapter, Backend: c.Backend})
 	if err != nil {
 		return nil, fmt.Errorf("localgen: %w", err)
 	}

@@ -47,6 +47,7 @@ commands:
   tokenizer train   learn a byte-level BPE tokenizer.json from text files
   train             train one persona's LoRA adapter (dpo or sft), or all weights with --full
   train-all         train every persona found under --data_root
+  generate          answer requests with a model (+ SFT / DPO adapters), KV-cached decoding
   version           print the version
 
 Run "trainer <command> -h" for the command's flags.`
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTrain(ctx, rest, stderr, false)
 	case "train-all":
 		return runTrain(ctx, rest, stderr, true)
+	case "generate":
+		return runGenerate(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
