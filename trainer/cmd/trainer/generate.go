@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
-	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
 	"github.com/pantrypilot/recipe-dpo/trainer/generate"
+	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
 )
 
 // runGenerate answers one or more requests with a model (plus optional SFT and DPO
