@@ -19,12 +19,18 @@ BIN     := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
+# The BigQuery emulator the tests run (transforms/bqload/bqtest): a separate module,
+# tools/bqemulator, built once into .cache/ (gitignored) because it takes minutes and ~6.5 GB
+# of memory to compile (-p=1 keeps it to one package at a time). Delete the file to rebuild.
+BQ_EMULATOR         := .cache/bin/bigquery-emulator
+BQ_EMULATOR_GOFLAGS ?= -p=1
+
 # Dataflow settings (make prepare-dataflow PROJECT=... REGION=... BUCKET=...).
 PROJECT ?=
 REGION  ?= us-central1
 BUCKET  ?=
 
-.PHONY: all build test test-short bench lint demo prepare worker prepare-dataflow prepare-dataflow-dry-run clean
+.PHONY: all build bins test test-short bench lint demo demo-sft-model prepare worker prepare-dataflow prepare-dataflow-dry-run clean
 
 all: lint test
 
@@ -32,7 +38,7 @@ build:
 	$(GO) build -tags $(TAGS) ./...
 
 ## test: every unit, pipeline (prism) and emulator test, offline.
-test:
+test: $(BQ_EMULATOR)
 	$(GO) test -tags $(TAGS) -count=1 ./...
 
 ## test-short: skips the slow tests.
@@ -51,11 +57,29 @@ lint:
 	@if $(GO) list -tags $(TAGS) -deps ./trainer/... | grep -q '^github.com/apache/beam'; then \
 	  echo "trainer/ must not import Beam"; exit 1; fi
 
-## demo: the whole pipeline offline (tiny SFT model → prepare → DPO → evaluate).
-demo:
-	@echo "make demo: not yet available — it needs the in-process GoMLX generator (trainer issue)"
-	@echo "and the evaluation job. Today you can run the data-preparation job against an"
-	@echo "OpenAI-compatible endpoint with 'make prepare' (see README.md)."
+DEMO_ARGS ?=
+
+## demo: the whole pipeline offline (tiny SFT model → prepare → DPO → evaluate) under out/demo.
+demo: bins
+	$(BIN)/demo $(DEMO_ARGS)
+
+## demo-sft-model: (re)build only the demo's cached tiny SFT model.
+demo-sft-model: bins
+	$(BIN)/demo --only sft $(DEMO_ARGS)
+
+## bins: the four binaries (trainer, prepare, evaluate, demo).
+bins: FORCE
+	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./trainer/cmd/trainer ./launchers/prepare ./launchers/evaluate ./launchers/demo
+
+## .cache/bin/bigquery-emulator: build the BigQuery emulator for the tests (skipped when present).
+$(BQ_EMULATOR):
+	@mkdir -p $(@D)
+	@echo "building $@ (once; several minutes)"
+	cd tools/bqemulator && \
+	  v=$$($(GO) list -m -f '{{.Version}}' github.com/goccy/bigquery-emulator) && \
+	  GOFLAGS='$(BQ_EMULATOR_GOFLAGS)' $(GO) build -ldflags "-X main.version=$$v" -o $(CURDIR)/$@.tmp \
+	    github.com/goccy/bigquery-emulator/cmd/bigquery-emulator
+	mv $@.tmp $@
 
 $(BIN)/prepare: FORCE
 	$(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $@ ./launchers/prepare

@@ -74,6 +74,8 @@ type Config struct {
 	Judge     JudgeConfig
 	BatchSize int
 	NoCache   bool
+	// BigQuery, when enabled (--bq_dataset), loads the results into a table too.
+	BigQuery BigQueryConfig
 }
 
 // CacheRoot is the call cache under the run root (shared with the prepare job's).
@@ -124,6 +126,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--judge=%q: use %q or %q", c.Judge.Kind, JudgeRules, JudgeGemini))
+	}
+	if err := c.BigQuery.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("--batch_size must be > 0, got %d", c.BatchSize))

@@ -175,7 +175,10 @@ func (f *judgeFn) ProcessElement(ctx context.Context, _ int, iter func(*Outputs)
 		return fmt.Errorf("evaluate judge: %w", err)
 	}
 	for _, r := range results {
-		r.RunID, r.RunDate = f.RunID, f.RunDate
+		// Rows are a function of the run and the (cached) calls, never of the wall clock, so a
+		// re-run of a run id writes identical shards and BigQuery sees the same rows: judged_at
+		// is the run's date.
+		r.RunID, r.RunDate, r.JudgedAt = f.RunID, f.RunDate, f.RunDate+"T00:00:00Z"
 		if r.Error != "" {
 			judgeErrs.Inc(ctx, 1)
 		}
@@ -216,8 +219,11 @@ type reportFn struct {
 
 func (f *reportFn) ProcessElement(ctx context.Context, _ []byte, iter func(*schemas.EvalResult) bool) error {
 	var results []schemas.EvalResult
-	var r schemas.EvalResult
-	for iter(&r) {
+	for {
+		var r schemas.EvalResult // fresh per row: rows must not share decoded slices
+		if !iter(&r) {
+			break
+		}
 		results = append(results, r)
 	}
 	s := report.Summarize(results, f.JudgeModel)

@@ -46,6 +46,9 @@ func Pipeline(s beam.Scope, cfg Config) Output {
 		StageDir: DirResults, Stage: "evaluate", Kind: schemas.ShardOut}, personaIDs)
 	beam.ParDo0(s.Scope("Reports"), &reportFn{Root: cfg.Output, JudgeModel: judgeName(cfg.Judge)},
 		beam.Impulse(s), beam.SideInput{Input: results})
+	if cfg.BigQuery.Enabled() {
+		WriteBigQuery(s, cfg.BigQuery, results)
+	}
 	return Output{Results: results, Shards: infos}
 }
 

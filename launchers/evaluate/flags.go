@@ -12,7 +12,7 @@ import (
 // registered by the Beam packages on the same flag set. --project doubles as the Vertex AI
 // project.
 type options struct {
-	Output, RunID, TestCases, PersonasPath, Persona string
+	Output, RunID, RunDate, TestCases, PersonasPath, Persona string
 
 	Generator, GeneratorURL, SFTModel, DPOModel           string
 	ModelDir, Tokenizer, SFTAdapter, AdaptersDir, Version string
@@ -25,6 +25,9 @@ type options struct {
 	Judge, GeminiBackend, Location, GeminiModel, GeminiURL string
 	JudgeLimits                                            llm.Limits
 
+	BQDataset, BQTable, BQStaging, BQLocation, BQEndpoint string
+	BQReplace                                             bool
+
 	MaxRetries int
 	Timeout    time.Duration
 	BatchSize  int
@@ -36,6 +39,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	o := &options{}
 	fs.StringVar(&o.Output, "output", "out/evaluate", "run root (directory or gs://bucket/prefix); reports go to <output>/reports")
 	fs.StringVar(&o.RunID, "run_id", "", "run id in reports and BigQuery (default eval-<UTC time>)")
+	fs.StringVar(&o.RunDate, "run_date", "", "run date YYYY-MM-DD, the BigQuery partition (default today, UTC); pin it to re-run a run id on another day")
 	fs.StringVar(&o.TestCases, "test_cases", "", "test cases YAML (default: the built-in schemas/test_cases.yaml, 120 cases)")
 	fs.StringVar(&o.PersonasPath, "personas", "", "personas YAML (default: the built-in schemas/personas.yaml)")
 	fs.StringVar(&o.Persona, "persona", "", "comma-separated persona ids to evaluate (default: all)")
@@ -70,6 +74,12 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.IntVar(&o.JudgeLimits.Concurrency, "concurrency", 4, "judge requests in flight per worker")
 	o.JudgeLimits.MaxBackoff = judge.MaxBackoff
 
+	fs.StringVar(&o.BQDataset, "bq_dataset", "", "BigQuery dataset to load the results into (off when empty; uses --project)")
+	fs.StringVar(&o.BQTable, "bq_table", "eval_results", "BigQuery table (created if missing: partitioned by run_date, clustered by persona_id)")
+	fs.StringVar(&o.BQStaging, "bq_staging", "", "gs://bucket/prefix where the load file is staged (in the dataset's location)")
+	fs.StringVar(&o.BQLocation, "bq_location", "", "BigQuery dataset location (default US)")
+	fs.BoolVar(&o.BQReplace, "bq_replace", false, "replace the rows of a --run_id loaded before with different rows (instead of failing)")
+	fs.StringVar(&o.BQEndpoint, "bq_endpoint", "", "BigQuery API endpoint override without authentication (emulators)")
 	fs.IntVar(&o.MaxRetries, "max_retries", judge.MaxRetries, "retries per call on 429, 5xx and timeouts")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "timeout of each call attempt (local generation of a long recipe on CPU can take minutes)")
 	fs.IntVar(&o.BatchSize, "batch_size", 32, "cases per fan-out batch")

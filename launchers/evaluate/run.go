@@ -71,11 +71,18 @@ func buildConfig(o *options, now time.Time) (evaluate.Config, error) {
 	if runID == "" {
 		runID = "eval-" + now.UTC().Format("20060102-150405")
 	}
+	runDate := o.RunDate
+	if runDate == "" {
+		runDate = now.UTC().Format("2006-01-02")
+	}
+	if _, err := time.Parse("2006-01-02", runDate); err != nil {
+		return evaluate.Config{}, fmt.Errorf("--run_date %q: use YYYY-MM-DD", runDate)
+	}
 	gen, judge := o.GenLimits, o.JudgeLimits
 	gen.MaxRetries, judge.MaxRetries = o.MaxRetries, o.MaxRetries
 	gen.Timeout, judge.Timeout = o.Timeout, o.Timeout
 	cfg := evaluate.Config{
-		Output: strings.TrimSuffix(o.Output, "/"), RunID: runID, RunDate: now.UTC().Format("2006-01-02"),
+		Output: strings.TrimSuffix(o.Output, "/"), RunID: runID, RunDate: runDate,
 		Personas: selected, Cases: cases,
 		Generator: evaluate.GeneratorConfig{Kind: o.Generator, URL: o.GeneratorURL, SFTModel: o.SFTModel, DPOModelPattern: o.DPOModel,
 			ModelDir: o.ModelDir, Tokenizer: o.Tokenizer, SFTAdapter: o.SFTAdapter, AdaptersDir: o.AdaptersDir, Version: o.Version,
@@ -83,6 +90,8 @@ func buildConfig(o *options, now time.Time) (evaluate.Config, error) {
 		Judge: evaluate.JudgeConfig{Kind: o.Judge, Backend: o.GeminiBackend, Project: *gcpopts.Project, Location: o.Location,
 			Model: o.GeminiModel, BaseURL: o.GeminiURL, Limits: judge},
 		BatchSize: o.BatchSize, NoCache: o.NoCache,
+		BigQuery: evaluate.BigQueryConfig{Project: *gcpopts.Project, Dataset: o.BQDataset, Table: o.BQTable, Staging: o.BQStaging,
+			Location: o.BQLocation, Replace: o.BQReplace, Endpoint: o.BQEndpoint},
 	}
 	if err := cfg.Validate(); err != nil {
 		return evaluate.Config{}, err

@@ -1,0 +1,60 @@
+package main
+
+import "flag"
+
+// options are the demo's flags. The defaults are sized for the 15-minute budget on a 2-core
+// machine; the spec's counts (500 prompts per persona) stay available by flag.
+type options struct {
+	Out, Cache, Bin string
+	Seed            int64
+	Only            string // run only this phase: sft, prepare, dpo, evaluate
+
+	// SFT model.
+	SFTExamples         int // corpus examples per persona
+	Vocab               int
+	Hidden, Layers      int
+	Heads, KVHeads      int
+	Intermediate        int
+	SFTEpochs           int
+	SFTLearningRate     float64
+	SFTBatch, SFTMaxLen int
+
+	// Data preparation, DPO and evaluation.
+	Count           int // prompts per persona
+	MaxTokens       int
+	DPOEpochs       int
+	DPOLearningRate float64
+	DPOBeta         float64
+	LoRAR           int
+	Personas        string
+}
+
+func registerFlags(fs *flag.FlagSet) *options {
+	o := &options{}
+	fs.StringVar(&o.Out, "out", "out/demo", "where every stage writes (the run root)")
+	fs.StringVar(&o.Cache, "cache", ".cache/demo", "where the tiny SFT model is cached between runs")
+	fs.StringVar(&o.Bin, "bin", "bin", "directory of the trainer, prepare and evaluate binaries (make builds them)")
+	fs.Int64Var(&o.Seed, "seed", 42, "seed of every stage: the same seed gives the same numbers on the same machine")
+	fs.StringVar(&o.Only, "only", "", "run one phase only: sft, prepare, dpo or evaluate")
+
+	fs.IntVar(&o.SFTExamples, "sft_examples", 250, "synthetic SFT examples per persona")
+	fs.IntVar(&o.Vocab, "vocab_size", 1024, "tokenizer vocabulary of the tiny model")
+	fs.IntVar(&o.Hidden, "hidden_size", 128, "tiny model hidden size")
+	fs.IntVar(&o.Layers, "layers", 4, "tiny model layers")
+	fs.IntVar(&o.Heads, "heads", 4, "tiny model attention heads")
+	fs.IntVar(&o.KVHeads, "kv_heads", 2, "tiny model key/value heads")
+	fs.IntVar(&o.Intermediate, "intermediate_size", 384, "tiny model MLP size")
+	fs.IntVar(&o.SFTEpochs, "sft_epochs", 3, "SFT epochs over the corpus")
+	fs.Float64Var(&o.SFTLearningRate, "sft_learning_rate", 2e-3, "SFT peak learning rate (full-weight training from scratch)")
+	fs.IntVar(&o.SFTBatch, "sft_batch_size", 16, "SFT sequences per step")
+	fs.IntVar(&o.SFTMaxLen, "sft_max_length", 512, "SFT max tokens per sequence")
+
+	fs.IntVar(&o.Count, "count", 40, "prompts per persona for the data-preparation job (spec: 500)")
+	fs.IntVar(&o.MaxTokens, "max_tokens", 200, "max tokens per generated recipe")
+	fs.IntVar(&o.DPOEpochs, "dpo_epochs", 3, "DPO epochs (spec: 3)")
+	fs.Float64Var(&o.DPOLearningRate, "dpo_learning_rate", 5e-4, "DPO learning rate (tiny model; spec for 3B: 5e-5)")
+	fs.Float64Var(&o.DPOBeta, "dpo_beta", 0.1, "DPO β")
+	fs.IntVar(&o.LoRAR, "lora_r", 16, "LoRA rank for DPO")
+	fs.StringVar(&o.Personas, "persona", "", "comma-separated persona ids (default: all six)")
+	return o
+}
