@@ -185,3 +185,42 @@ func TestEvaluateBadInput(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkJudgeFanOut runs the evaluation job against a generator and a Gemini endpoint
+// with 100 ms latency each, the judge limited to 600 rpm, and reports the judge's achieved
+// request rate ÷ the limit (target ≥ 0.9). Generation is unlimited, so the judge stage
+// dominates the run.
+func BenchmarkJudgeFanOut(b *testing.B) {
+	b.Setenv("GEMINI_API_KEY", "k")
+	const latency = 100 * time.Millisecond
+	const rpm = 600.0
+	gen := llmtest.Start(b, llmtest.Config{Latency: latency, Responder: func(r llmtest.ChatRequest) (string, *llmtest.Fault) {
+		if r.Model == "sft" {
+			return violating, nil // distinct answers, so the two judging orders are distinct calls
+		}
+		return compliant, nil
+	}})
+	verdict := `{"scores_a":{"persona_alignment":5,"constraint_compliance":5,"preferred_ingredients":5,"recipe_quality":5,"overall_suitability":5},` +
+		`"scores_b":{"persona_alignment":6,"constraint_compliance":6,"preferred_ingredients":6,"recipe_quality":6,"overall_suitability":6},` +
+		`"winner":"B","confidence":"high","reasoning":"b"}`
+	judge := geminitest.Start(b, geminitest.Config{APIKey: "k", Latency: latency,
+		Responder: func(geminitest.Request) (string, *geminitest.Fault) { return verdict, nil }})
+	for range b.N {
+		fs := flag.NewFlagSet("evaluate", flag.ContinueOnError)
+		o := registerFlags(fs)
+		if err := fs.Parse([]string{"--output", b.TempDir(), "--run_id", "bench", "--generator", "openai", "--generator_url", gen.URL,
+			"--generator_rpm", "100000", "--generator_concurrency", "64", "--judge", "gemini", "--gemini_url", judge.URL,
+			"--rpm", fmt.Sprint(rpm), "--concurrency", "32", "--batch_size", "120"}); err != nil {
+			b.Fatal(err)
+		}
+		before := judge.Requests()
+		start := time.Now()
+		if err := run(context.Background(), o, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(start).Seconds()
+		calls := float64(judge.Requests() - before)
+		b.ReportMetric(calls, "judge_calls")
+		b.ReportMetric(calls/elapsed/(rpm/60), "ratio_to_limit")
+	}
+}
