@@ -105,35 +105,7 @@ func ParsePersonas(data []byte, name string) ([]Persona, error) {
 
 // personasList finds the `personas:` sequence in a decoded document.
 func personasList(doc *yaml.Node, name string) (*yaml.Node, error) {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%s:1: no personas; the file must contain a top-level `personas:` list", name)
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: the top level must be a mapping with a `personas:` list, found %s", name, root.Line, kindName(root))
-	}
-	var list *yaml.Node
-	var errs []error
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		if k.Value != "personas" {
-			errs = append(errs, fmt.Errorf("%s:%d: unknown top-level field %q; the only top-level field is `personas:`", name, k.Line, k.Value))
-			continue
-		}
-		list = v
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	switch {
-	case list == nil:
-		return nil, fmt.Errorf("%s:%d: no `personas:` field; put the personas in a top-level `personas:` list", name, root.Line)
-	case list.Kind == yaml.ScalarNode && list.Tag == "!!null":
-		return nil, fmt.Errorf("%s:%d: the personas list is empty; add at least one persona", name, list.Line)
-	case list.Kind != yaml.SequenceNode:
-		return nil, fmt.Errorf("%s:%d: `personas:` must be a list (items start with \"- id: ...\"), found %s", name, list.Line, kindName(list))
-	}
-	return list, nil
+	return topLevelList(doc, name, "personas", "personas", "persona")
 }
 
 // personaFields maps every yaml field name of Persona to whether it holds a list, and
@@ -401,4 +373,22 @@ func PersonaIDs(ps []Persona) []string {
 		ids[i] = p.ID
 	}
 	return ids
+}
+
+// SelectPersonas returns the personas named by a comma-separated id list (--persona), in
+// list order, or all of them for an empty list. An unknown id is an error naming the known
+// ones; source names the personas file in it.
+func SelectPersonas(all []Persona, list, source string) ([]Persona, error) {
+	if strings.TrimSpace(list) == "" {
+		return all, nil
+	}
+	var out []Persona
+	for _, id := range strings.Split(list, ",") {
+		p, ok := PersonaByID(all, strings.TrimSpace(id))
+		if !ok {
+			return nil, fmt.Errorf("--persona %q is not in %s; known personas: %s", id, source, strings.Join(PersonaIDs(all), ", "))
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -111,35 +111,7 @@ func ParseTestCases(data []byte, name string, personaIDs []string) ([]TestCase, 
 
 // testCasesList finds the `test_cases:` sequence in a decoded document.
 func testCasesList(doc *yaml.Node, name string) (*yaml.Node, error) {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return nil, fmt.Errorf("%s:1: no test cases; the file must contain a top-level `test_cases:` list", name)
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: the top level must be a mapping with a `test_cases:` list, found %s", name, root.Line, kindName(root))
-	}
-	var list *yaml.Node
-	var errs []error
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		if k.Value != "test_cases" {
-			errs = append(errs, fmt.Errorf("%s:%d: unknown top-level field %q; the only top-level field is `test_cases:`", name, k.Line, k.Value))
-			continue
-		}
-		list = v
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	switch {
-	case list == nil:
-		return nil, fmt.Errorf("%s:%d: no `test_cases:` field; put the cases in a top-level `test_cases:` list", name, root.Line)
-	case list.Kind == yaml.ScalarNode && list.Tag == "!!null":
-		return nil, fmt.Errorf("%s:%d: the test_cases list is empty; add at least one case", name, list.Line)
-	case list.Kind != yaml.SequenceNode:
-		return nil, fmt.Errorf("%s:%d: `test_cases:` must be a list (items start with \"- id: ...\"), found %s", name, list.Line, kindName(list))
-	}
-	return list, nil
+	return topLevelList(doc, name, "test_cases", "test cases", "case")
 }
 
 // parseTestCaseNode checks the shape of one case mapping, decodes it and validates its

@@ -70,18 +70,10 @@ type demo struct {
 
 func selectPersonas(list string) ([]schemas.Persona, error) {
 	all, err := schemas.DefaultPersonas()
-	if err != nil || list == "" {
-		return all, err
+	if err != nil {
+		return nil, err
 	}
-	var out []schemas.Persona
-	for _, id := range strings.Split(list, ",") {
-		p, err := schemas.DefaultPersona(strings.TrimSpace(id))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return schemas.SelectPersonas(all, list, schemas.DefaultPersonasPath)
 }
 
 func (d *demo) ids() string { return strings.Join(schemas.PersonaIDs(d.personas), ",") }

@@ -46,16 +46,11 @@ func buildConfig(o *options, now time.Time) (evaluate.Config, error) {
 	if err != nil {
 		return evaluate.Config{}, err
 	}
-	selected := all
+	selected, err := schemas.SelectPersonas(all, o.Persona, personasName)
+	if err != nil {
+		return evaluate.Config{}, err
+	}
 	if o.Persona != "" {
-		selected = nil
-		for _, id := range strings.Split(o.Persona, ",") {
-			p, ok := schemas.PersonaByID(all, strings.TrimSpace(id))
-			if !ok {
-				return evaluate.Config{}, fmt.Errorf("--persona %q is not in %s; known personas: %s", id, personasName, strings.Join(ids, ", "))
-			}
-			selected = append(selected, p)
-		}
 		keep := schemas.PersonaIDs(selected)
 		var in []schemas.TestCase
 		for _, c := range cases {

@@ -45,17 +45,9 @@ func buildConfig(ctx context.Context, o *options) (prepare.Config, error) {
 	if err != nil {
 		return prepare.Config{}, err
 	}
-	selected := all
-	if o.Persona != "" {
-		selected = nil
-		for _, id := range strings.Split(o.Persona, ",") {
-			p, ok := schemas.PersonaByID(all, strings.TrimSpace(id))
-			if !ok {
-				return prepare.Config{}, fmt.Errorf("--persona %q is not in %s; known personas: %s",
-					id, personasName, strings.Join(schemas.PersonaIDs(all), ", "))
-			}
-			selected = append(selected, p)
-		}
+	selected, err := schemas.SelectPersonas(all, o.Persona, personasName)
+	if err != nil {
+		return prepare.Config{}, err
 	}
 
 	var ps []schemas.Prompt
