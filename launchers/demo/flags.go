@@ -21,6 +21,7 @@ type options struct {
 
 	// Data preparation, DPO and evaluation.
 	Count           int // prompts per persona
+	TempA, TempB    float64
 	MaxTokens       int
 	DPOEpochs       int
 	DPOLearningRate float64
@@ -50,6 +51,8 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.IntVar(&o.SFTMaxLen, "sft_max_length", 512, "SFT max tokens per sequence")
 
 	fs.IntVar(&o.Count, "count", 40, "prompts per persona for the data-preparation job (spec: 500)")
+	fs.Float64Var(&o.TempA, "temperature_a", 0.7, "variant A sampling temperature in prepare (spec: 0.7)")
+	fs.Float64Var(&o.TempB, "temperature_b", 0.9, "variant B sampling temperature in prepare (spec: 0.9)")
 	fs.IntVar(&o.MaxTokens, "max_tokens", 200, "max tokens per generated recipe")
 	fs.IntVar(&o.DPOEpochs, "dpo_epochs", 3, "DPO epochs (spec: 3)")
 	fs.Float64Var(&o.DPOLearningRate, "dpo_learning_rate", 5e-4, "DPO learning rate (tiny model; spec for 3B: 5e-5)")

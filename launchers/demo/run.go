@@ -138,7 +138,8 @@ func (d *demo) prepare(ctx context.Context) error {
 	o := d.o
 	return d.exec(ctx, "prepare", "--output", o.Out, "--generator", "local", "--model_dir", d.modelDir,
 		"--labeler", "rules", "--persona", d.ids(), "--count", fmt.Sprint(o.Count), "--seed", fmt.Sprint(o.Seed),
-		"--max_tokens", fmt.Sprint(o.MaxTokens), "--generator_concurrency", "2", "--timeout", "10m")
+		"--max_tokens", fmt.Sprint(o.MaxTokens), "--generator_concurrency", "2", "--timeout", "10m",
+		"--temperature_a", fmt.Sprint(o.TempA), "--temperature_b", fmt.Sprint(o.TempB))
 }
 
 func (d *demo) dpo(ctx context.Context) error {
