@@ -168,7 +168,7 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 		}
 	}
 	logger.Info("prepare: starting", "personas", len(cfg.Personas), "prompts", len(cfg.Prompts),
-		"output", cfg.Output, "generator", cfg.Generator.URL, "labeler", cfg.Labeler.Kind)
+		"output", cfg.Output, "generator", cfg.Generator.Kind, "model", cfg.Generator.Spec.Model+cfg.Generator.ModelDir, "labeler", cfg.Labeler.Kind)
 
 	p, s := beam.NewPipelineWithRoot()
 	prepare.Pipeline(s, cfg)
