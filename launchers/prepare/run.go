@@ -167,8 +167,12 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 			return fmt.Errorf("--labeler=groq needs %s in the environment", prepare.EnvGroqKey)
 		}
 	}
+	model := cfg.Generator.Spec.Model + " at " + cfg.Generator.URL
+	if cfg.Generator.Kind == prepare.GeneratorLocal {
+		model = cfg.Generator.ModelDir
+	}
 	logger.Info("prepare: starting", "personas", len(cfg.Personas), "prompts", len(cfg.Prompts),
-		"output", cfg.Output, "generator", cfg.Generator.Kind, "model", cfg.Generator.Spec.Model+cfg.Generator.ModelDir, "labeler", cfg.Labeler.Kind)
+		"output", cfg.Output, "generator", cfg.Generator.Kind, "model", model, "labeler", cfg.Labeler.Kind)
 
 	p, s := beam.NewPipelineWithRoot()
 	prepare.Pipeline(s, cfg)
