@@ -16,6 +16,8 @@ func TestDataflowDryRun(t *testing.T) {
 	for name, value := range map[string]string{
 		"runner": "dataflow", "dry_run": "true", "project": "test-project", "region": "us-central1",
 		"staging_location": "gs://test-bucket/staging", "temp_location": "gs://test-bucket/tmp", "worker_binary": os.Args[0],
+		// An earlier prism run in this process leaves the loopback environment set.
+		"environment_type": "", "environment_config": "",
 	} {
 		fl := flag.Lookup(name)
 		if fl == nil {

@@ -32,6 +32,9 @@ func TestDataflowDryRun(t *testing.T) {
 	set("staging_location", "gs://test-bucket/staging")
 	set("temp_location", "gs://test-bucket/tmp")
 	set("worker_binary", os.Args[0])
+	// An earlier prism run in this process leaves the loopback environment set.
+	set("environment_type", "")
+	set("environment_config", "")
 
 	out := filepath.Join(t.TempDir(), "never-written")
 	var stdout strings.Builder
