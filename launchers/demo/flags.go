@@ -10,14 +10,16 @@ type options struct {
 	Only            string // run only this phase: sft, prepare, dpo, evaluate
 
 	// SFT model.
-	SFTExamples         int // corpus examples per persona
-	Vocab               int
-	Hidden, Layers      int
-	Heads, KVHeads      int
-	Intermediate        int
-	SFTEpochs           int
-	SFTLearningRate     float64
-	SFTBatch, SFTMaxLen int
+	SFTExamples int // corpus examples per persona
+	// Corpus compliance when the system prompt does not state the persona's constraints.
+	WeakCompliance, NeutralCompliance float64
+	Vocab                             int
+	Hidden, Layers                    int
+	Heads, KVHeads                    int
+	Intermediate                      int
+	SFTEpochs                         int
+	SFTLearningRate                   float64
+	SFTBatch, SFTMaxLen               int
 
 	// Data preparation, DPO and evaluation.
 	Count           int // prompts per persona
@@ -39,6 +41,8 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.Only, "only", "", "run one phase only: sft, prepare, dpo or evaluate")
 
 	fs.IntVar(&o.SFTExamples, "sft_examples", 250, "synthetic SFT examples per persona")
+	fs.Float64Var(&o.WeakCompliance, "sft_weak_compliance", 0.2, "share of corpus recipes under the weak system prompt that leave forbidden pantry items out")
+	fs.Float64Var(&o.NeutralCompliance, "sft_neutral_compliance", 0.2, "the same under the neutral system prompt (the evaluation's)")
 	fs.IntVar(&o.Vocab, "vocab_size", 1024, "tokenizer vocabulary of the tiny model")
 	fs.IntVar(&o.Hidden, "hidden_size", 128, "tiny model hidden size")
 	fs.IntVar(&o.Layers, "layers", 4, "tiny model layers")
