@@ -88,10 +88,3 @@ func newJudge(ctx context.Context, c JudgeConfig, cache llm.Cache) (evaljudge.Ju
 	}
 	return nil, "", fmt.Errorf("unknown judge %q", c.Kind)
 }
-
-func cache(root string, off bool) llm.Cache {
-	if off {
-		return nil
-	}
-	return llm.NewBlobCache(root)
-}

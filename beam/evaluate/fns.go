@@ -64,7 +64,7 @@ type generateFn struct {
 
 func (f *generateFn) Setup() error {
 	var err error
-	f.models, err = newModels(f.Gen, cache(f.CacheRoot, f.NoCache))
+	f.models, err = newModels(f.Gen, llm.RunCache(f.CacheRoot, f.NoCache))
 	return err
 }
 
@@ -156,7 +156,7 @@ func (f *judgeFn) Setup(ctx context.Context) error {
 		f.personas[p.ID] = p
 	}
 	var err error
-	f.judge, f.model, err = newJudge(ctx, f.Judge, cache(f.CacheRoot, f.NoCache))
+	f.judge, f.model, err = newJudge(ctx, f.Judge, llm.RunCache(f.CacheRoot, f.NoCache))
 	return err
 }
 

@@ -14,14 +14,14 @@ import (
 func newGenerator(_ context.Context, c GeneratorConfig, cacheRoot string, noCache bool) (llm.Generator, *llm.Caller, error) {
 	switch c.Kind {
 	case GeneratorOpenAI:
-		caller := llm.Shared("generator", c.Limits, cache(cacheRoot, noCache))
+		caller := llm.Shared("generator", c.Limits, llm.RunCache(cacheRoot, noCache))
 		return llm.NewOpenAIGenerator(c.URL, os.Getenv(EnvGeneratorKey), caller), caller, nil
 	case GeneratorLocal:
 		m, err := localgen.Shared(localgen.Config{ModelDir: c.ModelDir, Tokenizer: c.Tokenizer, SFTAdapter: c.SFTAdapter, Backend: c.Backend})
 		if err != nil {
 			return nil, nil, err
 		}
-		caller := llm.Shared("generator-local", c.Limits, cache(cacheRoot, noCache))
+		caller := llm.Shared("generator-local", c.Limits, llm.RunCache(cacheRoot, noCache))
 		return localgen.NewGenerator(m, caller), caller, nil
 	}
 	return nil, nil, fmt.Errorf("unknown generator %q", c.Kind)
@@ -34,13 +34,6 @@ func newJudge(_ context.Context, c LabelerConfig, cacheRoot string, noCache bool
 	if key == "" {
 		return nil, nil, fmt.Errorf("--labeler=groq needs %s in the environment (of the workers, on Dataflow)", EnvGroqKey)
 	}
-	caller := llm.Shared("judge", c.Limits, cache(cacheRoot, noCache))
+	caller := llm.Shared("judge", c.Limits, llm.RunCache(cacheRoot, noCache))
 	return llm.NewOpenAIPairJudge(c.URL, key, c.Model, caller), caller, nil
-}
-
-func cache(root string, off bool) llm.Cache {
-	if off {
-		return nil
-	}
-	return llm.NewBlobCache(root)
 }

@@ -82,6 +82,15 @@ type blobCache struct{ root string }
 // concurrent workers writing the same key leave one complete file.
 func NewBlobCache(root string) Cache { return blobCache{root: root} }
 
+// RunCache is the call cache of a job under its run root, or nil (no caching) when off
+// (--no_cache).
+func RunCache(root string, off bool) Cache {
+	if off {
+		return nil
+	}
+	return NewBlobCache(root)
+}
+
 func (c blobCache) path(key string) string { return blob.Join(c.root, key[:2], key+".json") }
 
 // Get implements Cache.
