@@ -11,6 +11,7 @@ import (
 	"github.com/pantrypilot/recipe-dpo/transforms/evaljudge"
 	"github.com/pantrypilot/recipe-dpo/transforms/llm"
 	"github.com/pantrypilot/recipe-dpo/transforms/localgen"
+	"github.com/pantrypilot/recipe-dpo/transforms/progress"
 	"github.com/pantrypilot/recipe-dpo/transforms/rules"
 )
 
@@ -31,10 +32,10 @@ func newModels(c GeneratorConfig, cache llm.Cache) (*models, error) {
 	m := &models{cfg: c, local: map[string]llm.Generator{}}
 	switch c.Kind {
 	case GeneratorOpenAI:
-		m.caller = llm.Shared("eval-generator", c.Limits, cache)
+		m.caller = llm.Shared(callerGenerator, c.Limits, cache)
 		m.remote = llm.NewOpenAIGenerator(c.URL, os.Getenv(EnvGeneratorKey), m.caller)
 	case GeneratorLocal:
-		m.caller = llm.Shared("eval-generator-local", c.Limits, cache)
+		m.caller = llm.Shared(callerGeneratorLocal, c.Limits, cache)
 	default:
 		return nil, fmt.Errorf("unknown generator %q", c.Kind)
 	}
@@ -80,11 +81,33 @@ func newJudge(ctx context.Context, c JudgeConfig, cache llm.Cache) (evaljudge.Ju
 		if c.Backend == "vertex" {
 			gc = evaljudge.GeminiConfig{Backend: genai.BackendVertexAI, Project: c.Project, Location: c.Location, Model: c.Model, BaseURL: c.BaseURL}
 		}
-		j, err := evaljudge.NewGeminiJudge(ctx, gc, llm.Shared("eval-judge", c.Limits, cache))
+		j, err := evaljudge.NewGeminiJudge(ctx, gc, llm.Shared(callerJudge, c.Limits, cache))
 		if err != nil {
 			return nil, "", err
 		}
 		return j, j.Model(), nil
 	}
 	return nil, "", fmt.Errorf("unknown judge %q", c.Kind)
+}
+
+// Names of the job's shared LLM callers (llm.Shared): the counters ProgressTasks reads.
+const (
+	callerGenerator      = "eval-generator"
+	callerGeneratorLocal = "eval-generator-local"
+	callerJudge          = "eval-judge"
+)
+
+// ProgressTasks are the job's counted phases for transforms/progress: an SFT and a DPO answer
+// per case, then (with Gemini) a judgement per case in each order. They count calls made in
+// this process, so they only move on the local runner, whose workers run in the launcher.
+func ProgressTasks(c Config) []progress.Task {
+	gen := callerGenerator
+	if c.Generator.Kind == GeneratorLocal {
+		gen = callerGeneratorLocal
+	}
+	tasks := []progress.Task{{Name: "evaluate: generate", Total: int64(2 * len(c.Cases)), Done: func() int64 { return llm.SharedDone(gen) }}}
+	if c.Judge.Kind == JudgeGemini {
+		tasks = append(tasks, progress.Task{Name: "evaluate: judge", Total: int64(2 * len(c.Cases)), Done: func() int64 { return llm.SharedDone(callerJudge) }})
+	}
+	return tasks
 }

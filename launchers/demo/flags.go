@@ -30,6 +30,7 @@ type options struct {
 	DPOBeta         float64
 	LoRAR           int
 	Personas        string
+	TestCases       string
 }
 
 func registerFlags(fs *flag.FlagSet) *options {
@@ -63,5 +64,6 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.Float64Var(&o.DPOBeta, "dpo_beta", 0.1, "DPO β")
 	fs.IntVar(&o.LoRAR, "lora_r", 16, "LoRA rank for DPO")
 	fs.StringVar(&o.Personas, "persona", "", "comma-separated persona ids (default: all six)")
+	fs.StringVar(&o.TestCases, "test_cases", "", "evaluation test cases YAML (default: the built-in 120)")
 	return o
 }

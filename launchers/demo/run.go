@@ -166,10 +166,14 @@ func (d *demo) dpo(ctx context.Context) error {
 
 func (d *demo) evaluate(ctx context.Context) error {
 	o := d.o
-	return d.exec(ctx, "evaluate", "--output", o.Out, "--run_id", fmt.Sprintf("demo-seed%d", o.Seed), "--generator", "local",
+	args := []string{"--output", o.Out, "--run_id", fmt.Sprintf("demo-seed%d", o.Seed), "--generator", "local",
 		"--model_dir", d.modelDir, "--adapters_dir", filepath.Join(o.Out, "trained_models"), "--judge", "rules",
 		"--persona", d.ids(), "--max_tokens", fmt.Sprint(o.MaxTokens), "--seed", fmt.Sprint(o.Seed),
-		"--generator_concurrency", "2", "--timeout", "10m")
+		"--generator_concurrency", "2", "--timeout", "10m"}
+	if o.TestCases != "" {
+		args = append(args, "--test_cases", o.TestCases)
+	}
+	return d.exec(ctx, "evaluate", args...)
 }
 
 // exec runs one of the project's binaries with the demo's output attached.

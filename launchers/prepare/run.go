@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
@@ -22,6 +23,7 @@ import (
 	"github.com/pantrypilot/recipe-dpo/beam/prepare"
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
+	"github.com/pantrypilot/recipe-dpo/transforms/progress"
 	"github.com/pantrypilot/recipe-dpo/transforms/prompts"
 	"github.com/pantrypilot/recipe-dpo/transforms/shards"
 	"github.com/pantrypilot/recipe-dpo/transforms/variants"
@@ -176,6 +178,10 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 
 	p, s := beam.NewPipelineWithRoot()
 	prepare.Pipeline(s, cfg)
+	if !dry && isLocalRunner() {
+		rep := progress.Start(ctx, os.Stderr, progressEvery, prepare.ProgressTasks(cfg)...)
+		defer rep.Stop()
+	}
 	res, err := beamx.RunWithMetrics(ctx, p)
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
@@ -194,6 +200,9 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	}
 	return nil
 }
+
+// progressEvery is how often the local runner's progress lines are printed.
+const progressEvery = 10 * time.Second
 
 func isDryRun() bool {
 	f := flag.Lookup("dry_run")

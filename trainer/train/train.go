@@ -306,6 +306,12 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 				if line.RewardsAccuracy != nil {
 					attrs = append(attrs, "acc", round4(*line.RewardsAccuracy), "margin", round4(*line.RewardsMargins))
 				}
+				if ran := done - start; ran > 0 && done < total {
+					// The rate of the steps this process ran (a resumed run's earlier steps took
+					// no time here).
+					eta := time.Since(trainStart) / time.Duration(ran) * time.Duration(total-done)
+					attrs = append(attrs, "eta", eta.Round(time.Second).String())
+				}
 				log.Info("step", attrs...)
 			}
 		}

@@ -26,10 +26,12 @@ const (
 
 	// Recipe quality/structure: a parseable recipe (title, ingredients, steps) starts at
 	// qualityBase and earns qualityPoint for each of: a cuisine, a serving count, at least
-	// qualityMinIngredients ingredients, a quantity on every ingredient, at least
-	// qualityMinSteps steps.
+	// qualityMinIngredients distinct ingredients, a quantity on every ingredient, at least
+	// qualityMinSteps steps; it loses qualityRepeat per ingredient line that repeats one
+	// listed above it (rules.Repeats), down to 0.
 	qualityBase           = 5.0
 	qualityPoint          = 1.0
+	qualityRepeat         = 1.0
 	qualityMinIngredients = 4
 	qualityMinSteps       = 3
 )
@@ -66,7 +68,8 @@ type RulesAssessment struct {
 //   - preferred_ingredients = rules persona_match (7/10 preferred-ingredient overlap, 3/10
 //     flavour notes met; the engine does not expose the overlap alone);
 //   - recipe_quality = structure: 5 for a parseable recipe plus 1 each for a cuisine, a
-//     serving count, ≥ 4 ingredients, a quantity on every ingredient and ≥ 3 steps;
+//     serving count, ≥ 4 distinct ingredients, a quantity on every ingredient and ≥ 3
+//     steps, less 1 per repeated ingredient line (floor 0);
 //   - overall_suitability = the mean of the four above, capped at constraint_compliance
 //     when the recipe breaks a hard constraint.
 //
@@ -103,7 +106,7 @@ func structureScore(r schemas.Recipe) float64 {
 	for _, ok := range []bool{
 		strings.TrimSpace(r.Cuisine) != "",
 		r.Servings > 0,
-		len(r.Ingredients) >= qualityMinIngredients,
+		len(r.Ingredients)-rules.Repeats(r) >= qualityMinIngredients,
 		allQuantities,
 		len(r.Steps) >= qualityMinSteps,
 	} {
@@ -111,7 +114,7 @@ func structureScore(r schemas.Recipe) float64 {
 			q += qualityPoint
 		}
 	}
-	return q
+	return math.Max(0, q-qualityRepeat*float64(rules.Repeats(r)))
 }
 
 // Total is the sum of the five scores (out of 50).

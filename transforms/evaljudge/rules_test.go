@@ -52,6 +52,14 @@ func TestRulesScoresMapping(t *testing.T) {
 	if got := RulesScores(e, sparse, p).Scores.RecipeQuality; got != qualityBase {
 		t.Errorf("sparse recipe quality: got %g, want %g", got, qualityBase)
 	}
+	// Repeated ingredient lines: 5 + cuisine + servings + quantities + steps = 9, but only
+	// 2 distinct ingredients (no point) and 3 repeats (−3).
+	repeats := `{"title": "Dal", "cuisine": "Indian", "servings": 2, "ingredients": [{"name": "red lentils", "quantity": "1 cup"},
+		{"name": "turmeric", "quantity": "1 tsp"}, {"name": "Red lentils", "quantity": "1 cup"}, {"name": "turmeric", "quantity": "1 tsp"},
+		{"name": "turmeric", "quantity": "2 tsp"}], "steps": ["Rinse.", "Boil.", "Serve."]}`
+	if got := RulesScores(e, repeats, p).Scores.RecipeQuality; got != 6 {
+		t.Errorf("repeated-ingredients recipe quality: got %g, want 6", got)
+	}
 	for _, text := range []string{prose, "", `{"title": "No steps", "ingredients": [{"name": "paneer", "quantity": "1"}], "steps": []}`} {
 		got := RulesScores(e, text, p)
 		if got.ParsedOK || got.Scores != (schemas.EvalScores{}) || got.ParseError == "" {

@@ -80,7 +80,7 @@ func (l *Labeler) Label(ctx context.Context, p schemas.Persona, a, b schemas.Var
 	}
 
 	verdict := llm.PairVerdict{Winner: rulesWinner, ScoresA: sa, ScoresB: sb, Confidence: "high", Model: RulesModel,
-		Reasoning: rulesReasoning(rulesWinner, va, vb, sa, sb)}
+		Reasoning: rulesReasoning(rulesWinner, va, vb, rules.Standing(sa, ra), rules.Standing(sb, rb), rules.Repeats(ra), rules.Repeats(rb))}
 	if l.Judge != nil {
 		v, err := l.Judge.JudgePair(ctx, llm.PairRequest{Persona: p, Request: a.User, RecipeA: a.Text, RecipeB: b.Text})
 		if ctx.Err() != nil {
@@ -179,14 +179,19 @@ func joinViolations(vs []rules.Violation) string {
 	return strings.Join(violationStrings(vs), ", ")
 }
 
-func rulesReasoning(w string, va, vb []rules.Violation, sa, sb schemas.CriterionScores) string {
+func rulesReasoning(w string, va, vb []rules.Violation, sa, sb float64, repA, repB int) string {
 	switch {
 	case len(va) > 0:
 		return "A breaks " + joinViolations(va) + "; B keeps every constraint"
 	case len(vb) > 0:
 		return "B breaks " + joinViolations(vb) + "; A keeps every constraint"
-	case w == schemas.RulesTie:
-		return fmt.Sprintf("both keep every constraint and score alike (%.1f vs %.1f)", sa.Total(), sb.Total())
 	}
-	return fmt.Sprintf("both keep every constraint; %s fits the persona better (%.1f vs %.1f)", w, sa.Total(), sb.Total())
+	rep := ""
+	if repA > 0 || repB > 0 {
+		rep = fmt.Sprintf(", repeated ingredients %d vs %d", repA, repB)
+	}
+	if w == schemas.RulesTie {
+		return fmt.Sprintf("both keep every constraint and score alike (%.1f vs %.1f%s)", sa, sb, rep)
+	}
+	return fmt.Sprintf("both keep every constraint; %s fits the persona better (%.1f vs %.1f%s)", w, sa, sb, rep)
 }

@@ -629,3 +629,37 @@ func TestValidateVeto(t *testing.T) {
 		})
 	}
 }
+
+// TestLabelRulesRepeats: a recipe that lists the same ingredient again and again loses to a
+// plainer one, although its criteria total is higher, and the reasoning says why.
+func TestLabelRulesRepeats(t *testing.T) {
+	kor := persona(t, koreanSpicy)
+	repeating := `{"title": "Spicy Kimchi Stew", "cuisine": "Korean", "servings": 2,
+ "ingredients": [{"name": "kimchi", "quantity": "2 cups"}, {"name": "gochujang", "quantity": "1 tbsp"},
+  {"name": "pork belly", "quantity": "200 g"}, {"name": "Gochujang", "quantity": "1 tbsp"},
+  {"name": "gochujang", "quantity": "1 tbsp"}, {"name": "gochujang", "quantity": "2 tbsp"}],
+ "steps": ["Fry pork belly and kimchi.", "Add water and gochujang, simmer.", "Serve."],
+ "dietary_tags": []}`
+	plain := `{"title": "Kimchi Stew", "cuisine": "Korean", "servings": 2,
+ "ingredients": [{"name": "kimchi", "quantity": "2 cups"}, {"name": "pork belly", "quantity": "200 g"},
+  {"name": "zucchini", "quantity": "1"}, {"name": "onion", "quantity": "1"}],
+ "steps": ["Fry pork belly and kimchi.", "Add water and zucchini, simmer.", "Serve."],
+ "dietary_tags": []}`
+	ra, rb := rulesScores(t, repeating, kor), rulesScores(t, plain, kor)
+	if ra.Total() <= rb.Total() {
+		t.Fatalf("fixture: the repeating recipe should score higher before the repeat penalty (%.1f vs %.1f)", ra.Total(), rb.Total())
+	}
+	l := &Labeler{Rules: rules.New(), Veto: VetoFlip}
+	res, err := l.Label(context.Background(), kor, variant(kor.ID, schemas.VariantA, repeating), variant(kor.ID, schemas.VariantB, plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pair == nil || res.Pair.ChosenVariant != schemas.VariantB {
+		t.Fatalf("got %+v, want B chosen", res)
+	}
+	want := fmt.Sprintf("both keep every constraint; B fits the persona better (%.1f vs %.1f, repeated ingredients 3 vs 0)",
+		ra.Total()-3*rules.RepeatPenalty, rb.Total())
+	if res.Pair.Reasoning != want {
+		t.Errorf("reasoning %q, want %q", res.Pair.Reasoning, want)
+	}
+}

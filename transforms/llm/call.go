@@ -34,6 +34,9 @@ type Stats struct {
 	CacheErrors      atomic.Int64 // cache reads or writes that failed (the call went on)
 	PromptTokens     atomic.Int64 // usage reported by the endpoint, cache hits excluded
 	CompletionTokens atomic.Int64
+	// Done counts finished calls, whatever the outcome (cache hit, success or failure): the
+	// numerator of a job's progress (transforms/progress).
+	Done atomic.Int64
 }
 
 // StatsSnapshot is a point-in-time copy of Stats, for logs and the run manifest.
@@ -45,6 +48,8 @@ type StatsSnapshot struct {
 	CacheErrors      int64 `json:"cache_errors"`
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
+	// Done is live progress only; manifests do not record it.
+	Done int64 `json:"-"`
 }
 
 // Snapshot copies the counters.
@@ -53,6 +58,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Calls: s.Calls.Load(), CacheHits: s.CacheHits.Load(), Retries: s.Retries.Load(),
 		Failures: s.Failures.Load(), CacheErrors: s.CacheErrors.Load(),
 		PromptTokens: s.PromptTokens.Load(), CompletionTokens: s.CompletionTokens.Load(),
+		Done: s.Done.Load(),
 	}
 }
 
@@ -141,6 +147,21 @@ func Shared(name string, l Limits, cache Cache, opts ...Option) *Caller {
 	return newCaller(name, g, cache, opts)
 }
 
+// SharedDone returns how many calls have finished so far, in this process, on every
+// Caller that Shared returned for name (whatever its limits). Launchers on the local runner,
+// whose DoFns run in the launcher's process, read it to show a job's progress.
+func SharedDone(name string) int64 {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	var n int64
+	for k, g := range sharedGates {
+		if k.name == name {
+			n += g.stats.Done.Load()
+		}
+	}
+	return n
+}
+
 // Name returns the name the Caller was built with.
 func (c *Caller) Name() string { return c.name }
 
@@ -157,6 +178,7 @@ func (c *Caller) Stats() *Stats { return &c.g.stats }
 // Cache failures are logged and counted but do not fail the call: the cache saves money,
 // it is not the source of truth.
 func (c *Caller) Do(ctx context.Context, key string, estTokens int, call AttemptFunc) (body []byte, hit bool, err error) {
+	defer c.g.stats.Done.Add(1)
 	useCache := c.cache != nil && key != ""
 	if useCache {
 		v, ok, err := c.cache.Get(ctx, key)

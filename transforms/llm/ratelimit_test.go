@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,5 +187,30 @@ func TestEstimateCost(t *testing.T) {
 		if known != tt.wantKnown || got < tt.want-1e-9 || got > tt.want+1e-9 {
 			t.Errorf("EstimateCost(%s): got %g, %v; want %g, %v", tt.model, got, known, tt.want, tt.wantKnown)
 		}
+	}
+}
+
+// TestSharedDone: every finished call counts once, whatever its outcome, summed over the
+// gates of one name.
+func TestSharedDone(t *testing.T) {
+	l := fastLimits()
+	l2 := l
+	l2.RPM = 30
+	cache := NewMemCache()
+	a := Shared("TestSharedDone", l, cache)
+	b := Shared("TestSharedDone", l2, nil)
+	other := Shared("TestSharedDone-other", l, nil)
+	ok := func(context.Context) (Result, error) { return Result{Body: []byte("x")}, nil }
+	bad := func(context.Context) (Result, error) { return Result{}, errors.New("final") }
+	ctx := context.Background()
+	a.Do(ctx, "k", 0, ok) // success
+	a.Do(ctx, "k", 0, ok) // cache hit
+	b.Do(ctx, "", 0, bad) // failure
+	other.Do(ctx, "", 0, ok)
+	if got := SharedDone("TestSharedDone"); got != 3 {
+		t.Errorf("SharedDone = %d, want 3 (success, hit, failure)", got)
+	}
+	if got := SharedDone("TestSharedDone-none"); got != 0 {
+		t.Errorf("SharedDone of an unknown name = %d, want 0", got)
 	}
 }

@@ -21,6 +21,10 @@ const (
 	// the same number of violations tie: smaller differences are noise in the soft
 	// criteria, not a preference worth training on.
 	TieEpsilon = 0.5
+	// RepeatPenalty is taken from a recipe's standing (Standing) per ingredient line that
+	// names an ingredient already listed: "gochugaru" listed three times is a broken recipe
+	// whatever else it does, and preferring it would teach a model to repeat itself.
+	RepeatPenalty = 2.0
 
 	maxScore = 10.0
 	// cuisine_alignment = label (recipe.Cuisine names a persona cuisine) + markers
@@ -221,15 +225,36 @@ func anyLineHas(lines [][]string, phrase []string) bool {
 	return len(phrase) > 0 && slices.ContainsFunc(lines, func(l []string) bool { return containsPhrase(l, phrase) })
 }
 
+// Repeats counts the ingredient lines of r that name an ingredient listed above them
+// (compared after Normalize, so "Garlic" repeats "garlic,").
+func Repeats(r schemas.Recipe) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, in := range r.Ingredients {
+		k := Normalize(in.Name)
+		if seen[k] {
+			n++
+		}
+		seen[k] = true
+	}
+	return n
+}
+
+// Standing is what Compare ranks recipes of equal hard-constraint standing by: the total of
+// the four criteria less RepeatPenalty per repeated ingredient line.
+func Standing(s schemas.CriterionScores, r schemas.Recipe) float64 {
+	return s.Total() - RepeatPenalty*float64(Repeats(r))
+}
+
 // Compare is the rules judge's verdict on two recipes for a persona: schemas.RulesPrefersA,
 // schemas.RulesPrefersB or schemas.RulesTie, with each recipe's scores and violations.
 // Hard constraints dominate: the recipe with fewer violations wins whatever its soft
-// scores. With equal violation counts the higher total wins, unless the totals are within
-// TieEpsilon.
+// scores. With equal violation counts the higher Standing (criteria total less repeated
+// ingredients) wins, unless the two are within TieEpsilon.
 func (e *Engine) Compare(a, b schemas.Recipe, p schemas.Persona) (winner string, sa, sb schemas.CriterionScores, va, vb []Violation) {
 	va, vb = e.Check(a, p), e.Check(b, p)
 	sa, sb = e.score(a, p, va), e.score(b, p, vb)
-	switch d := sa.Total() - sb.Total(); {
+	switch d := Standing(sa, a) - Standing(sb, b); {
 	case len(va) < len(vb):
 		winner = schemas.RulesPrefersA
 	case len(va) > len(vb):

@@ -137,6 +137,14 @@ func TestCompare(t *testing.T) {
 			want: schemas.RulesPrefersA,
 		},
 		{
+			// A uses more of the persona's ingredients, but lists gochugaru three times: two
+			// repeated lines cost 2×RepeatPenalty, more than its soft-criteria lead.
+			name: "repeated ingredients lose", persona: "persona_a_korean_spicy",
+			a:    recipe("Spicy Tofu Stew", "Korean", "gochugaru", "firm tofu", "Gochugaru", "gochugaru,"),
+			b:    recipe("Tofu Stew", "Korean", "firm tofu", "gochugaru", "zucchini"),
+			want: schemas.RulesPrefersB,
+		},
+		{
 			// Equal totals from different ingredients: within TieEpsilon.
 			name: "equal totals tie", persona: "persona_a_korean_spicy",
 			a:    recipe("Stew", "Korean", "gochujang"),
@@ -170,6 +178,26 @@ func TestCompareDeterministic(t *testing.T) {
 		w, sa, sb, va, vb := e().Compare(a, b, p)
 		if w != w0 || sa != sa0 || sb != sb0 || len(va) != len(va0) || len(vb) != len(vb0) {
 			t.Fatalf("run %d: got %s %+v %+v %v %v, want %s %+v %+v %v %v", i, w, sa, sb, va, vb, w0, sa0, sb0, va0, vb0)
+		}
+	}
+}
+
+func TestRepeats(t *testing.T) {
+	for _, tt := range []struct {
+		r    schemas.Recipe
+		want int
+	}{
+		{recipe("x", "y"), 0},
+		{recipe("x", "y", "garlic", "ginger"), 0},
+		{recipe("x", "y", "garlic", "Garlic", "ginger", "garlic,"), 2},
+		{recipe("x", "y", "gochugaru", "gochugaru", "gochugaru", "gochugaru", "gochugaru"), 4},
+	} {
+		if got := Repeats(tt.r); got != tt.want {
+			t.Errorf("Repeats(%v) = %d, want %d", tt.r.IngredientNames(), got, tt.want)
+		}
+		s := schemas.CriterionScores{DietaryCompliance: 10, ForbiddenAvoided: 10, CuisineAlignment: 5, PersonaMatch: 5}
+		if got, want := Standing(s, tt.r), 30-RepeatPenalty*float64(tt.want); got != want {
+			t.Errorf("Standing = %g, want %g", got, want)
 		}
 	}
 }
