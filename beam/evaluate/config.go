@@ -43,6 +43,9 @@ type GeneratorConfig struct {
 	MaxTokens         int
 	Seed              int64
 	Limits            llm.Limits
+	// DecodeBatch is how many requests to one local model are decoded together
+	// (llm.GenerateAll); answers do not depend on it.
+	DecodeBatch int
 }
 
 // DPOModel is the endpoint model name of a persona's DPO adapter.
@@ -105,6 +108,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--generator=%q: use %q or %q", g.Kind, GeneratorOpenAI, GeneratorLocal))
+	}
+	if g.DecodeBatch < 1 {
+		errs = append(errs, fmt.Errorf("--generator_batch (%d) must be ≥ 1", g.DecodeBatch))
 	}
 	if g.MaxTokens <= 0 || !(g.Temperature >= 0 && g.Temperature <= 2) {
 		errs = append(errs, fmt.Errorf("--max_tokens must be > 0 and --temperature in [0, 2]; got %d, %g", g.MaxTokens, g.Temperature))

@@ -76,38 +76,73 @@ func (f *generateFn) ProcessElement(ctx context.Context, _ int, iter func(*schem
 	}
 	slices.SortFunc(cases, func(a, b schemas.TestCase) int { return strings.Compare(a.ID, b.ID) })
 	outs := make([]Outputs, len(cases))
-	// Two calls per case: index 2i is the SFT answer, 2i+1 the DPO answer.
-	err := fanout.Run(ctx, 2*len(cases), f.Gen.Limits.Concurrency, func(ctx context.Context, i int) {
-		tc := cases[i/2]
-		persona := ""
-		if i%2 == 1 {
-			persona = tc.PersonaID
-		}
-		text, name, resp, err := f.answer(ctx, persona, tc)
-		o := &outs[i/2]
-		o.Case = tc
-		switch {
-		case i%2 == 0:
-			o.SFT, o.SFTModel = text, name
-			if err != nil {
-				o.SFTErr = err.Error()
+	for i, tc := range cases {
+		outs[i].Case = tc
+	}
+	// Two answers per case, from the SFT baseline (persona "") and the case persona's DPO
+	// model: the requests to one model are generated together, model by model.
+	type job struct {
+		i   int
+		dpo bool
+	}
+	var models []string
+	jobs := map[string][]job{}
+	for i, tc := range cases {
+		for _, m := range []string{"", tc.PersonaID} {
+			if _, ok := jobs[m]; !ok {
+				models = append(models, m)
 			}
-		default:
-			o.DPO, o.DPOModel = text, name
-			if err != nil {
-				o.DPOErr = err.Error()
-			}
+			jobs[m] = append(jobs[m], job{i, m != ""})
 		}
+	}
+	for _, persona := range models {
+		js := jobs[persona]
+		g, name, err := f.models.generator(persona)
+		var resps []llm.GenerateResponse
+		var errs []error
 		if err == nil {
-			if resp.CacheHit {
-				genHits.Inc(ctx, 1)
-			} else {
-				genCalls.Inc(ctx, 1)
+			reqs := make([]llm.GenerateRequest, len(js))
+			for k, j := range js {
+				tc := cases[j.i]
+				reqs[k] = llm.GenerateRequest{
+					Model: name, System: chatml.NeutralSystem, User: tc.Request,
+					Temperature: f.Gen.Temperature, TopP: f.Gen.TopP, MaxTokens: f.Gen.MaxTokens,
+					Seed: variants.DeriveSeed(f.Gen.Seed, tc.ID),
+				}
+			}
+			var cerr error
+			resps, errs, cerr = llm.GenerateAll(ctx, g, reqs, f.Gen.Limits.Concurrency, f.Gen.DecodeBatch)
+			if cerr != nil {
+				return fmt.Errorf("evaluate generate: %w", cerr)
 			}
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("evaluate generate: %w", err)
+		for k, j := range js {
+			text, e := "", err
+			if e == nil {
+				if e = errs[k]; e == nil {
+					text = resps[k].Text
+					if resps[k].CacheHit {
+						genHits.Inc(ctx, 1)
+					} else {
+						genCalls.Inc(ctx, 1)
+					}
+				} else {
+					e = fmt.Errorf("%s: %s", llm.Classify(e), e)
+				}
+			}
+			o := &outs[j.i]
+			if j.dpo {
+				o.DPO, o.DPOModel = text, name
+				if e != nil {
+					o.DPOErr = e.Error()
+				}
+			} else {
+				o.SFT, o.SFTModel = text, name
+				if e != nil {
+					o.SFTErr = e.Error()
+				}
+			}
+		}
 	}
 	for _, o := range outs {
 		if o.SFTErr != "" || o.DPOErr != "" {
@@ -117,22 +152,6 @@ func (f *generateFn) ProcessElement(ctx context.Context, _ int, iter func(*schem
 		emit(o)
 	}
 	return nil
-}
-
-func (f *generateFn) answer(ctx context.Context, persona string, tc schemas.TestCase) (string, string, llm.GenerateResponse, error) {
-	g, name, err := f.models.generator(persona)
-	if err != nil {
-		return "", name, llm.GenerateResponse{}, err
-	}
-	resp, err := g.Generate(ctx, llm.GenerateRequest{
-		Model: name, System: chatml.NeutralSystem, User: tc.Request,
-		Temperature: f.Gen.Temperature, TopP: f.Gen.TopP, MaxTokens: f.Gen.MaxTokens,
-		Seed: variants.DeriveSeed(f.Gen.Seed, tc.ID),
-	})
-	if err != nil {
-		return "", name, resp, fmt.Errorf("%s: %s", llm.Classify(err), err)
-	}
-	return resp.Text, name, resp, nil
 }
 
 // judgeFn judges each case in both orders. A generation or judging failure becomes an

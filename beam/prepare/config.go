@@ -46,6 +46,9 @@ type GeneratorConfig struct {
 	Limits llm.Limits
 	// local: the model, loaded once per worker process.
 	ModelDir, Tokenizer, SFTAdapter, Backend string
+	// DecodeBatch is how many requests of a fan-out batch the local model decodes together
+	// (llm.GenerateAll); answers do not depend on it. Remote endpoints get one call each.
+	DecodeBatch int
 }
 
 // LabelerConfig selects and configures the preference judge.
@@ -96,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if c.Generator.Kind == GeneratorLocal && c.Generator.ModelDir == "" {
 		errs = append(errs, errors.New("--generator=local needs --model_dir (a Llama directory with config.json, model.safetensors and tokenizer.json)"))
+	}
+	if c.Generator.DecodeBatch < 1 {
+		errs = append(errs, fmt.Errorf("--generator_batch (%d) must be ≥ 1", c.Generator.DecodeBatch))
 	}
 	if c.Generator.Kind == GeneratorOpenAI && c.Generator.URL == "" {
 		errs = append(errs, errors.New("--generator_url is empty; point it at an OpenAI-compatible server (e.g. vLLM: http://host:8000/v1)"))

@@ -121,12 +121,12 @@ func (f *generateFn) ProcessElement(ctx context.Context, _ int, iter func(*schem
 			jobs = append(jobs, job{pr, req})
 		}
 	}
-	resps := make([]llm.GenerateResponse, len(jobs))
-	errs := make([]error, len(jobs))
+	reqs := make([]llm.GenerateRequest, len(jobs))
+	for i, j := range jobs {
+		reqs[i] = j.req.GenerateRequest
+	}
 	before := f.caller.Stats().Retries.Load()
-	err := fanout.Run(ctx, len(jobs), f.Gen.Limits.Concurrency, func(ctx context.Context, i int) {
-		resps[i], errs[i] = f.gen.Generate(ctx, jobs[i].req.GenerateRequest)
-	})
+	resps, errs, err := llm.GenerateAll(ctx, f.gen, reqs, f.Gen.Limits.Concurrency, f.Gen.DecodeBatch)
 	retries.Inc(ctx, f.caller.Stats().Retries.Load()-before)
 	if err != nil {
 		return fmt.Errorf("generate: %w", err)

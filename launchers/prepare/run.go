@@ -76,7 +76,7 @@ func buildConfig(ctx context.Context, o *options) (prepare.Config, error) {
 		Personas: selected,
 		Prompts:  ps,
 		Generator: prepare.GeneratorConfig{Kind: o.Generator, URL: o.GeneratorURL, Spec: spec, Limits: gen,
-			ModelDir: o.ModelDir, Tokenizer: o.Tokenizer, SFTAdapter: o.SFTAdapter, Backend: o.Backend},
+			ModelDir: o.ModelDir, Tokenizer: o.Tokenizer, SFTAdapter: o.SFTAdapter, Backend: o.Backend, DecodeBatch: o.DecodeBatch},
 		Labeler: prepare.LabelerConfig{Kind: o.Labeler, URL: o.GroqURL, Model: o.GroqModel, Veto: o.Veto,
 			Limits: judge},
 		PromptStyle: o.PromptStyle,

@@ -176,33 +176,88 @@ func (g *Generator) Generate(ctx context.Context, prompts []string, o Options) (
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
-	maxPos := g.model.Config.MaxPositionEmbeddings
-	ids := make([][]int, len(prompts))
+	specs := make([]rowSpec, len(prompts))
 	for i, p := range prompts {
-		ids[i] = g.tok.Encode(p, true)
-		switch n := len(ids[i]); {
-		case n == 0:
-			return nil, fmt.Errorf("generate: prompt %d encodes to no tokens", i)
-		case n >= maxPos:
-			return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model's max_position_embeddings is %d", i, n, maxPos)
+		ids, err := g.encode(i, p)
+		if err != nil {
+			return nil, err
 		}
-		for _, id := range ids[i] {
-			if id < 0 || id >= g.model.Config.VocabSize {
-				return nil, fmt.Errorf("generate: prompt %d has token id %d outside the vocabulary (%d)", i, id, g.model.Config.VocabSize)
-			}
+		specs[i] = rowSpec{prompt: ids, maxNew: o.MaxNewTokens, temperature: o.Temperature, topP: o.TopP, seed: o.Seed, stream: uint64(i)}
+	}
+	return g.run(ctx, specs, o)
+}
+
+// Request is one prompt of [Generator.GenerateRequests], with its own sampling settings.
+type Request struct {
+	Prompt       string
+	MaxNewTokens int
+	Temperature  float64
+	TopP         float64
+	// Seed seeds this request's sampler alone: its completion is the one a single-prompt
+	// Generate call with the same settings and Seed gives, whatever it is batched with.
+	Seed int64
+}
+
+// GenerateRequests completes requests as Generate completes prompts, decoding up to MaxBatch
+// of them together, each with its own MaxNewTokens, Temperature, TopP and Seed. o gives what
+// the rows share (StopStrings, StopTokens, Adapter); its per-row fields are ignored.
+func (g *Generator) GenerateRequests(ctx context.Context, reqs []Request, o Options) ([]Result, error) {
+	specs := make([]rowSpec, len(reqs))
+	for i, r := range reqs {
+		ro := o
+		ro.MaxNewTokens, ro.Temperature, ro.TopP, ro.Seed = r.MaxNewTokens, r.Temperature, r.TopP, r.Seed
+		if err := ro.Validate(); err != nil {
+			return nil, fmt.Errorf("generate: request %d: %w", i, err)
+		}
+		ids, err := g.encode(i, r.Prompt)
+		if err != nil {
+			return nil, err
+		}
+		specs[i] = rowSpec{prompt: ids, maxNew: r.MaxNewTokens, temperature: r.Temperature, topP: r.TopP, seed: r.Seed}
+	}
+	return g.run(ctx, specs, o)
+}
+
+// encode tokenizes prompt i and checks it fits the model.
+func (g *Generator) encode(i int, prompt string) ([]int, error) {
+	maxPos := g.model.Config.MaxPositionEmbeddings
+	ids := g.tok.Encode(prompt, true)
+	switch n := len(ids); {
+	case n == 0:
+		return nil, fmt.Errorf("generate: prompt %d encodes to no tokens", i)
+	case n >= maxPos:
+		return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model's max_position_embeddings is %d", i, n, maxPos)
+	}
+	for _, id := range ids {
+		if id < 0 || id >= g.model.Config.VocabSize {
+			return nil, fmt.Errorf("generate: prompt %d has token id %d outside the vocabulary (%d)", i, id, g.model.Config.VocabSize)
 		}
 	}
+	return ids, nil
+}
 
+// rowSpec is what one row is asked to do; its sampler is PCG(seed, stream).
+type rowSpec struct {
+	prompt      []int
+	maxNew      int
+	temperature float64
+	topP        float64
+	seed        int64
+	stream      uint64
+}
+
+// run decodes specs in batches of MaxBatch, one call at a time.
+func (g *Generator) run(ctx context.Context, specs []rowSpec, o Options) ([]Result, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	batch := g.MaxBatch
 	if batch <= 0 {
 		batch = DefaultMaxBatch
 	}
-	results := make([]Result, 0, len(prompts))
-	for start := 0; start < len(ids); start += batch {
-		end := min(start+batch, len(ids))
-		res, err := g.generateBatch(ctx, ids[start:end], start, o)
+	results := make([]Result, 0, len(specs))
+	for start := 0; start < len(specs); start += batch {
+		end := min(start+batch, len(specs))
+		res, err := g.generateBatch(ctx, specs[start:end], o)
 		if err != nil {
 			return nil, err
 		}
@@ -213,24 +268,25 @@ func (g *Generator) Generate(ctx context.Context, prompts []string, o Options) (
 
 // row is the decoding state of one prompt.
 type row struct {
-	prompt []int
-	limit  int // most tokens this row may generate
-	rng    *rand.Rand
-	res    Result
-	done   bool
+	rowSpec
+	limit int // most tokens this row may generate
+	rng   *rand.Rand
+	res   Result
+	done  bool
 }
 
-// generateBatch runs one batch; first is the index of its first prompt in the call (it seeds
-// the rows' samplers).
-func (g *Generator) generateBatch(ctx context.Context, prompts [][]int, first int, o Options) ([]Result, error) {
+// generateBatch runs one batch of rows.
+func (g *Generator) generateBatch(ctx context.Context, specs []rowSpec, o Options) ([]Result, error) {
 	maxPos := g.model.Config.MaxPositionEmbeddings
-	rows := make([]*row, len(prompts))
+	rows := make([]*row, len(specs))
+	prompts := make([][]int, len(specs))
 	longest, need := 0, 0 // need: slots the cache must hold
-	for i, p := range prompts {
-		r := &row{prompt: p, limit: min(o.MaxNewTokens, maxPos-len(p))}
-		r.rng = rand.New(rand.NewPCG(uint64(o.Seed), uint64(first+i)))
+	for i, sp := range specs {
+		p := sp.prompt
+		r := &row{rowSpec: sp, limit: min(sp.maxNew, maxPos-len(p))}
+		r.rng = rand.New(rand.NewPCG(uint64(sp.seed), sp.stream))
 		r.res.PromptTokens = len(p)
-		rows[i] = r
+		rows[i], prompts[i] = r, p
 		longest = max(longest, len(p))
 		// The last generated token is never fed back: positions go up to len+limit−2.
 		need = max(need, len(p)+r.limit-1)
@@ -250,7 +306,7 @@ func (g *Generator) generateBatch(ctx context.Context, prompts [][]int, first in
 	for {
 		for i, r := range rows {
 			if !r.done {
-				g.accept(r, samp.sample(logits[i], o.Temperature, o.TopP, r.rng), o)
+				g.accept(r, samp.sample(logits[i], r.temperature, r.topP, r.rng), o)
 			}
 		}
 		if !slices.ContainsFunc(rows, func(r *row) bool { return !r.done }) {

@@ -353,6 +353,42 @@ func TestBatchedEqualsSingleRow(t *testing.T) {
 	}
 }
 
+// TestGenerateRequestsEqualsSingleCalls: requests with their own temperature, top-p, length
+// and seed, decoded together, complete exactly as each does in a single-prompt Generate call.
+func TestGenerateRequestsEqualsSingleCalls(t *testing.T) {
+	g, _, _ := newGenerator(t)
+	ctx := context.Background()
+	reqs := []Request{
+		{Prompt: testPrompts[0], MaxNewTokens: 12, Temperature: 0.7, TopP: 1, Seed: 11},
+		{Prompt: testPrompts[1], MaxNewTokens: 5, Seed: 12},
+		{Prompt: testPrompts[2], MaxNewTokens: 12, Temperature: 0.9, TopP: 0.95, Seed: 13},
+		{Prompt: testPrompts[0], MaxNewTokens: 9, Temperature: 0.9, TopP: 0.95, Seed: 14},
+	}
+	shared := Options{StopTokens: []int{7}}
+	for _, maxBatch := range []int{8, 3} {
+		g.MaxBatch = maxBatch
+		got, err := g.GenerateRequests(ctx, reqs, shared)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range reqs {
+			o := shared
+			o.MaxNewTokens, o.Temperature, o.TopP, o.Seed = r.MaxNewTokens, r.Temperature, r.TopP, r.Seed
+			alone, err := g.Generate(ctx, []string{r.Prompt}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got[i].Tokens, alone[0].Tokens) || got[i].StopReason != alone[0].StopReason {
+				t.Errorf("MaxBatch %d, request %d: together %v (%s), alone %v (%s)", maxBatch, i, got[i].Tokens, got[i].StopReason, alone[0].Tokens, alone[0].StopReason)
+			}
+		}
+	}
+	g.MaxBatch = DefaultMaxBatch
+	if _, err := g.GenerateRequests(ctx, []Request{{Prompt: testPrompts[0], MaxNewTokens: 0}}, shared); err == nil || !strings.Contains(err.Error(), "request 0") {
+		t.Errorf("invalid request: got %v, want an error naming request 0", err)
+	}
+}
+
 // TestSamplingIsSeeded: a seed fixes the samples, another seed changes them, and a tiny top-p
 // is greedy decoding.
 func TestSamplingIsSeeded(t *testing.T) {

@@ -207,6 +207,65 @@ func (c *Caller) Do(ctx context.Context, key string, estTokens int, call Attempt
 	return res.Body, false, nil
 }
 
+// BatchFunc answers the requests at the given indices of a DoBatch call in one attempt, one
+// Result per index, in order.
+type BatchFunc func(ctx context.Context, missing []int) ([]Result, error)
+
+// DoBatch is Do for a call that answers several keys at once (an in-process model decoding a
+// batch): keys found in the cache are answered from it, the others by one call under the
+// limits and retries, whose Results are cached under their keys. It returns a body per key
+// and which were cache hits; on error, the keys that were not hits have no body. Every key
+// counts as a finished call in Stats.Done. Empty keys are never cached.
+func (c *Caller) DoBatch(ctx context.Context, keys []string, call BatchFunc) (bodies [][]byte, hits []bool, err error) {
+	defer c.g.stats.Done.Add(int64(len(keys)))
+	bodies, hits = make([][]byte, len(keys)), make([]bool, len(keys))
+	var missing []int
+	for i, key := range keys {
+		if c.cache != nil && key != "" {
+			v, ok, err := c.cache.Get(ctx, key)
+			switch {
+			case err != nil:
+				c.g.stats.CacheErrors.Add(1)
+				c.log.Warn("llm cache read failed; calling the endpoint", "caller", c.name, "key", key, "error", err)
+			case ok:
+				c.g.stats.CacheHits.Add(1)
+				bodies[i], hits[i] = v, true
+				continue
+			}
+		}
+		missing = append(missing, i)
+	}
+	if len(missing) == 0 {
+		return bodies, hits, nil
+	}
+	var results []Result
+	_, err = c.retry(ctx, 0, func(ctx context.Context) (Result, error) {
+		rs, err := call(ctx, missing)
+		if err == nil && len(rs) != len(missing) {
+			err = fmt.Errorf("batch call returned %d results for %d requests", len(rs), len(missing))
+		}
+		results = rs
+		return Result{}, err
+	})
+	if err != nil {
+		c.g.stats.Failures.Add(int64(len(missing)))
+		return bodies, hits, err
+	}
+	for j, i := range missing {
+		res := results[j]
+		bodies[i] = res.Body
+		c.g.stats.PromptTokens.Add(res.PromptTokens)
+		c.g.stats.CompletionTokens.Add(res.CompletionTokens)
+		if c.cache != nil && keys[i] != "" {
+			if err := c.cache.Put(ctx, keys[i], res.Body); err != nil {
+				c.g.stats.CacheErrors.Add(1)
+				c.log.Warn("llm cache write failed", "caller", c.name, "key", keys[i], "error", err)
+			}
+		}
+	}
+	return bodies, hits, nil
+}
+
 // retry runs attempts until one succeeds, one fails for good, or MaxRetries is spent.
 func (c *Caller) retry(ctx context.Context, estTokens int, call AttemptFunc) (Result, error) {
 	l := c.g.limits

@@ -3,6 +3,8 @@ package llm
 import (
 	"context"
 	"errors"
+
+	"github.com/pantrypilot/recipe-dpo/transforms/fanout"
 )
 
 // GenerateRequest is one recipe-generation call. Zero TopP, MaxTokens and Seed mean "the
@@ -31,6 +33,40 @@ type GenerateResponse struct {
 // it too.
 type Generator interface {
 	Generate(ctx context.Context, req GenerateRequest) (GenerateResponse, error)
+}
+
+// BatchGenerator is a Generator that answers several requests in one call more cheaply than
+// one at a time: an in-process model decodes them together. Each answer must be the one
+// Generate gives for its request alone, so batching never changes results.
+type BatchGenerator interface {
+	Generator
+	// GenerateBatch answers reqs[i] with resps[i], or errs[i] when it failed.
+	GenerateBatch(ctx context.Context, reqs []GenerateRequest) (resps []GenerateResponse, errs []error)
+}
+
+// GenerateAll answers every request, at most concurrency calls at a time: through
+// GenerateBatch in consecutive chunks of batch requests when g is a BatchGenerator (and
+// batch > 1), else one Generate call per request. It returns an answer or an error per
+// request, and an error only when ctx ended.
+func GenerateAll(ctx context.Context, g Generator, reqs []GenerateRequest, concurrency, batch int) ([]GenerateResponse, []error, error) {
+	resps, errs := make([]GenerateResponse, len(reqs)), make([]error, len(reqs))
+	if len(reqs) == 0 {
+		return resps, errs, ctx.Err()
+	}
+	bg, ok := g.(BatchGenerator)
+	if !ok || batch <= 1 {
+		err := fanout.Run(ctx, len(reqs), concurrency, func(ctx context.Context, i int) {
+			resps[i], errs[i] = g.Generate(ctx, reqs[i])
+		})
+		return resps, errs, err
+	}
+	err := fanout.Run(ctx, fanout.Batches(len(reqs), batch), concurrency, func(ctx context.Context, b int) {
+		lo, hi := b*batch, min((b+1)*batch, len(reqs))
+		rs, es := bg.GenerateBatch(ctx, reqs[lo:hi])
+		copy(resps[lo:hi], rs)
+		copy(errs[lo:hi], es)
+	})
+	return resps, errs, err
 }
 
 // openAIGenerator is a Generator over an OpenAI-compatible chat-completions endpoint.

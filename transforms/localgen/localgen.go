@@ -92,36 +92,64 @@ func NewGenerator(m *Model, caller *llm.Caller) llm.Generator { return generator
 // Generate renders the request as ChatML, generates until <|im_end|> or MaxTokens, and
 // returns the text. The request's Model field is informational: the loaded model answers.
 func (g generator) Generate(ctx context.Context, req llm.GenerateRequest) (llm.GenerateResponse, error) {
-	prompt := chatml.Prompt(req.System, req.User)
-	key := llm.CacheKey(struct {
-		Kind, Model, Prompt string
-		Temperature, TopP   float64
-		MaxTokens           int
-		Seed                int64
-	}{"localgen/v1", g.m.name, prompt, req.Temperature, req.TopP, req.MaxTokens, req.Seed})
-	body, hit, err := g.caller.Do(ctx, key, 0, func(ctx context.Context) (llm.Result, error) {
+	resps, errs := g.GenerateBatch(ctx, []llm.GenerateRequest{req})
+	return resps[0], errs[0]
+}
+
+// GenerateBatch implements llm.BatchGenerator: the requests not in the cache are decoded
+// together (generate.Generator.GenerateRequests), each with its own sampling settings and
+// seed, so every answer is the one a call of its own gives.
+func (g generator) GenerateBatch(ctx context.Context, reqs []llm.GenerateRequest) ([]llm.GenerateResponse, []error) {
+	prompts, keys := make([]string, len(reqs)), make([]string, len(reqs))
+	for i, req := range reqs {
+		prompts[i] = chatml.Prompt(req.System, req.User)
+		keys[i] = llm.CacheKey(struct {
+			Kind, Model, Prompt string
+			Temperature, TopP   float64
+			MaxTokens           int
+			Seed                int64
+		}{"localgen/v1", g.m.name, prompts[i], req.Temperature, req.TopP, req.MaxTokens, req.Seed})
+	}
+	bodies, hits, err := g.caller.DoBatch(ctx, keys, func(ctx context.Context, missing []int) ([]llm.Result, error) {
 		start := time.Now()
-		res, err := g.m.gen.Generate(ctx, []string{prompt}, generate.Options{
-			MaxNewTokens: req.MaxTokens, Temperature: req.Temperature, TopP: topP(req.TopP), Seed: req.Seed,
-			StopStrings: []string{schemas.ChatMLEnd}, Adapter: llama.AdapterOff,
-		})
-		if err != nil {
-			return llm.Result{}, err
+		rs := make([]generate.Request, len(missing))
+		for j, i := range missing {
+			rs[j] = generate.Request{Prompt: prompts[i], MaxNewTokens: reqs[i].MaxTokens, Temperature: reqs[i].Temperature,
+				TopP: topP(reqs[i].TopP), Seed: reqs[i].Seed}
 		}
-		a := answer{Text: res[0].Text, PromptTokens: int64(res[0].PromptTokens), CompletionTokens: int64(res[0].CompletionTokens),
-			LatencyMS: time.Since(start).Milliseconds(), StopReason: res[0].StopReason}
-		b, err := json.Marshal(a)
-		return llm.Result{Body: b, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens}, err
+		res, err := g.m.gen.GenerateRequests(ctx, rs, generate.Options{StopStrings: []string{schemas.ChatMLEnd}, Adapter: llama.AdapterOff})
+		if err != nil {
+			return nil, err
+		}
+		// A batch's rows finish together: each records the batch's latency.
+		latency := time.Since(start).Milliseconds()
+		out := make([]llm.Result, len(res))
+		for j, r := range res {
+			a := answer{Text: r.Text, PromptTokens: int64(r.PromptTokens), CompletionTokens: int64(r.CompletionTokens),
+				LatencyMS: latency, StopReason: r.StopReason}
+			b, err := json.Marshal(a)
+			if err != nil {
+				return nil, err
+			}
+			out[j] = llm.Result{Body: b, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens}
+		}
+		return out, nil
 	})
-	if err != nil {
-		return llm.GenerateResponse{}, fmt.Errorf("localgen %s: %w", g.m.name, err)
+	resps, errs := make([]llm.GenerateResponse, len(reqs)), make([]error, len(reqs))
+	for i := range reqs {
+		if bodies[i] == nil {
+			errs[i] = fmt.Errorf("localgen %s: %w", g.m.name, err)
+			continue
+		}
+		var a answer
+		if err := json.Unmarshal(bodies[i], &a); err != nil {
+			errs[i] = fmt.Errorf("localgen %s: cached answer: %w", g.m.name, err)
+			continue
+		}
+		resps[i] = llm.GenerateResponse{Text: a.Text, Model: g.m.name, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens,
+			LatencyMS: a.LatencyMS, CacheKey: keys[i], CacheHit: hits[i]}
 	}
-	var a answer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return llm.GenerateResponse{}, fmt.Errorf("localgen %s: cached answer: %w", g.m.name, err)
-	}
-	return llm.GenerateResponse{Text: a.Text, Model: g.m.name, PromptTokens: a.PromptTokens, CompletionTokens: a.CompletionTokens,
-		LatencyMS: a.LatencyMS, CacheKey: key, CacheHit: hit}, nil
+	return resps, errs
 }
 
 func topP(p float64) float64 {

@@ -86,3 +86,55 @@ func TestLoadErrors(t *testing.T) {
 		t.Error("Load(empty dir) = nil error")
 	}
 }
+
+// TestGenerateBatch: requests with their own settings, some already cached, answered in one
+// GenerateBatch (and through llm.GenerateAll) exactly as one Generate call each.
+func TestGenerateBatch(t *testing.T) {
+	dir, _ := localgentest.TinyModelDir(t)
+	ctx := context.Background()
+	m, err := Load(Config{ModelDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := llm.Limits{RPM: 1e6, Concurrency: 2, Timeout: 60e9, MaxBackoff: 1e9}
+	reqs := []llm.GenerateRequest{
+		{System: "You are a cook.", User: "I have tofu.", Temperature: 0.7, TopP: 1, MaxTokens: 12, Seed: 3},
+		{System: "You are a cook.", User: "Something with leeks and a lot of butter, please.", MaxTokens: 6, Seed: 4},
+		{System: "You are a cook.", User: "Rice.", Temperature: 0.9, TopP: 0.9, MaxTokens: 10, Seed: 5},
+	}
+	single, _ := llm.NewCaller("single", limits, nil)
+	want := make([]llm.GenerateResponse, len(reqs))
+	for i, r := range reqs {
+		if want[i], err = NewGenerator(m, single).Generate(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cache := llm.NewMemCache()
+	batched, _ := llm.NewCaller("batched", limits, cache)
+	gen := NewGenerator(m, batched).(llm.BatchGenerator)
+	if _, errs := gen.GenerateBatch(ctx, reqs[1:2]); errs[0] != nil { // request 1 is then a cache hit
+		t.Fatal(errs[0])
+	}
+	got, errs := gen.GenerateBatch(ctx, reqs)
+	for i := range reqs {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if got[i].Text != want[i].Text || got[i].CompletionTokens != want[i].CompletionTokens || got[i].CacheHit != (i == 1) {
+			t.Errorf("request %d: batched %+v, alone %+v (want a cache hit only for request 1)", i, got[i], want[i])
+		}
+	}
+	if s := batched.Stats().Snapshot(); s.Done != 4 || s.CacheHits != 1 || s.Calls != 2 {
+		t.Errorf("stats %+v, want 4 done, 1 cache hit, 2 batch calls", s)
+	}
+	all, errs, err := llm.GenerateAll(ctx, gen, reqs, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range reqs {
+		if errs[i] != nil || all[i].Text != want[i].Text || !all[i].CacheHit {
+			t.Errorf("GenerateAll request %d: %+v, %v; want the cached %q", i, all[i], errs[i], want[i].Text)
+		}
+	}
+}
