@@ -29,6 +29,7 @@ type options struct {
 	DPOLearningRate float64
 	DPOBeta         float64
 	LoRAR           int
+	TargetModules   string
 	Personas        string
 	TestCases       string
 }
@@ -63,6 +64,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.Float64Var(&o.DPOLearningRate, "dpo_learning_rate", 1e-3, "DPO learning rate (tiny model; spec for 3B: 5e-5)")
 	fs.Float64Var(&o.DPOBeta, "dpo_beta", 0.1, "DPO β")
 	fs.IntVar(&o.LoRAR, "lora_r", 16, "LoRA rank for DPO")
+	fs.StringVar(&o.TargetModules, "target_modules", "q_proj,k_proj,v_proj,o_proj", "projections the DPO adapters train")
 	fs.StringVar(&o.Personas, "persona", "", "comma-separated persona ids (default: all six)")
 	fs.StringVar(&o.TestCases, "test_cases", "", "evaluation test cases YAML (default: the built-in 120)")
 	return o
