@@ -14,6 +14,7 @@ type options struct {
 	// Corpus compliance when the system prompt does not state the persona's constraints.
 	WeakCompliance, NeutralCompliance float64
 	Vocab                             int
+	SeparateSpaces                    bool
 	Hidden, Layers                    int
 	Heads, KVHeads                    int
 	Intermediate                      int
@@ -46,6 +47,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.Float64Var(&o.WeakCompliance, "sft_weak_compliance", 0.2, "share of corpus recipes under the weak system prompt that leave forbidden pantry items out")
 	fs.Float64Var(&o.NeutralCompliance, "sft_neutral_compliance", 0.2, "the same under the neutral system prompt (the evaluation's)")
 	fs.IntVar(&o.Vocab, "vocab_size", 1024, "tokenizer vocabulary of the tiny model")
+	fs.BoolVar(&o.SeparateSpaces, "separate_spaces", false, "train the tokenizer with no space-led tokens (trainer tokenizer train --separate_spaces)")
 	fs.IntVar(&o.Hidden, "hidden_size", 128, "tiny model hidden size")
 	fs.IntVar(&o.Layers, "layers", 4, "tiny model layers")
 	fs.IntVar(&o.Heads, "heads", 4, "tiny model attention heads")

@@ -85,8 +85,12 @@ func (d *demo) ids() string { return strings.Join(schemas.PersonaIDs(d.personas)
 // builds a new one and an unchanged one is reused.
 func (d *demo) sftKey() string {
 	o := d.o
-	b, _ := json.Marshal([]any{"v1", sftcorpus.Version, o.Seed, d.ids(), o.SFTExamples, o.Vocab, o.Hidden, o.Layers, o.Heads, o.KVHeads,
-		o.Intermediate, o.SFTEpochs, o.SFTLearningRate, o.SFTBatch, o.SFTMaxLen, d.corpusOptions()})
+	key := []any{"v1", sftcorpus.Version, o.Seed, d.ids(), o.SFTExamples, o.Vocab, o.Hidden, o.Layers, o.Heads, o.KVHeads,
+		o.Intermediate, o.SFTEpochs, o.SFTLearningRate, o.SFTBatch, o.SFTMaxLen, d.corpusOptions()}
+	if o.SeparateSpaces { // appended only when set, so existing cached models keep their key
+		key = append(key, "separate_spaces")
+	}
+	b, _ := json.Marshal(key)
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:6])
 }
@@ -124,7 +128,8 @@ func (d *demo) sftModel(ctx context.Context) error {
 	}
 	fmt.Printf("corpus: %d examples for %d personas\n", len(exs), len(d.personas))
 	tok := filepath.Join(work, "tokenizer.json")
-	if err := d.exec(ctx, "trainer", "tokenizer", "train", "--input", corpus, "--vocab_size", fmt.Sprint(o.Vocab), "--output", tok); err != nil {
+	if err := d.exec(ctx, "trainer", "tokenizer", "train", "--input", corpus, "--vocab_size", fmt.Sprint(o.Vocab), "--output", tok,
+		fmt.Sprintf("--separate_spaces=%t", o.SeparateSpaces)); err != nil {
 		return err
 	}
 	base := filepath.Join(work, "base")

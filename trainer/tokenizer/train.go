@@ -24,7 +24,15 @@ const minPairFrequency = 2
 // pair occurs twice, so VocabSize may come out smaller. Words are the Llama 3 pre-tokenizer's
 // pieces, with the specials cut out of the text first; ties between equally frequent pairs go to
 // the smaller (left id, right id), so the result depends only on the inputs.
-func Train(corpus []string, vocabSize int, specials []string) (*Tokenizer, error) {
+//
+// Options change what is learned, never how the result encodes: the output is a standard
+// Llama 3 tokenizer.json either way.
+func Train(corpus []string, vocabSize int, specials []string, opts ...TrainOption) (*Tokenizer, error) {
+	var o trainOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	spaceRune := string(byteToRune[' ']) // Ġ (the table is filled by init, after package vars)
 	if floor := 256 + len(specials); vocabSize < floor {
 		return nil, fmt.Errorf("train tokenizer: vocab size %d is below 256 bytes + %d specials", vocabSize, len(specials))
 	}
@@ -52,6 +60,11 @@ func Train(corpus []string, vocabSize int, specials []string) (*Tokenizer, error
 		for _, sp := range matcher.split(doc, true) {
 			if sp.id < 0 {
 				for _, w := range preTokenize(pre, doc[sp.start:sp.end]) {
+					if o.separateSpaces && len(w) > len(spaceRune) && strings.HasPrefix(w, spaceRune) {
+						// Learned apart, the space never merges into the word.
+						wordFreq[spaceRune]++
+						w = w[len(spaceRune):]
+					}
 					wordFreq[w]++
 				}
 			}
@@ -108,6 +121,19 @@ func Train(corpus []string, vocabSize int, specials []string) (*Tokenizer, error
 	t.rawPre, t.rawDecoder = llama3PreTokenizerJSON(Llama3Pattern), byteLevelDecoderJSON
 	return t, nil
 }
+
+// TrainOption changes what Train learns.
+type TrainOption func(*trainOptions)
+
+type trainOptions struct{ separateSpaces bool }
+
+// SeparateSpaces makes Train learn no token that starts with a space: the Llama 3
+// pre-tokenizer keeps a word's leading space ("␣kombu"), and a tokenizer trained without this
+// option spells the word one way after a space and another after punctuation ("kombu" in
+// `"name":"kombu"`). With it a word is the same tokens everywhere, the space a token of its
+// own. Sequences get longer; a tiny model copying words from a prompt into JSON (the demo's)
+// no longer has to learn the two spellings of every word.
+func SeparateSpaces() TrainOption { return func(o *trainOptions) { o.separateSpaces = true } }
 
 // trainWord is a distinct pre-tokenized word as current symbol ids, with its corpus frequency.
 type trainWord struct {
@@ -244,7 +270,7 @@ func (q *pairQueue) Pop() any {
 // TrainFromFiles trains on text files: a .jsonl, .ndjson or .json file contributes every string
 // value of its JSON values (a DPO row's prompt, chosen and rejected; a chat's message contents),
 // any other file its whole text.
-func TrainFromFiles(paths []string, vocabSize int, specials []string) (*Tokenizer, error) {
+func TrainFromFiles(paths []string, vocabSize int, specials []string, opts ...TrainOption) (*Tokenizer, error) {
 	var corpus []string
 	for _, p := range paths {
 		docs, err := readCorpusFile(p)
@@ -256,7 +282,7 @@ func TrainFromFiles(paths []string, vocabSize int, specials []string) (*Tokenize
 	if len(corpus) == 0 {
 		return nil, errors.New("train tokenizer: no text in the given files")
 	}
-	return Train(corpus, vocabSize, specials)
+	return Train(corpus, vocabSize, specials, opts...)
 }
 
 func readCorpusFile(path string) ([]string, error) {

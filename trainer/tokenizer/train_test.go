@@ -273,3 +273,57 @@ func BenchmarkTrain(b *testing.B) {
 		}
 	}
 }
+
+// TestTrainSeparateSpaces: no learned token starts with a space, a word has the same ids
+// after a space as after punctuation, and the file encodes the same after a reload.
+func TestTrainSeparateSpaces(t *testing.T) {
+	tok, err := Train(recipeCorpus, 500, specialsForTest, SeparateSpaces())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tok.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Model struct {
+			Vocab map[string]int `json:"vocab"`
+		} `json:"model"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	space := string(byteToRune[' '])
+	for tokText := range f.Model.Vocab {
+		if len(tokText) > len(space) && strings.HasPrefix(tokText, space) {
+			t.Errorf("learned token %q starts with a space", tokText)
+		}
+	}
+	word := tok.Encode("the", true)
+	if len(word) != 1 {
+		t.Fatalf("Encode(the) = %v, want one token (a frequent word)", word)
+	}
+	spaceID, _ := tok.TokenID(space)
+	for _, text := range []string{" the", `"the`} {
+		ids := tok.Encode(text, true)
+		if got := ids[len(ids)-1]; got != word[0] || (text[0] == ' ' && (len(ids) != 2 || ids[0] != spaceID)) {
+			t.Errorf("Encode(%q) = %v, want the word's token %d after a separate space or quote", text, ids, word[0])
+		}
+	}
+	dir := t.TempDir()
+	if err := tok.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range recipeCorpus {
+		assertIDs(t, doc, loaded.Encode(doc, true), tok.Encode(doc, true))
+	}
+	// Without the option the same corpus learns space-led words.
+	plain := trainedForTest(t)
+	if ids := plain.Encode(" the", true); len(ids) != 1 {
+		t.Errorf("default training: Encode(\" the\") = %v, want one space-led token", ids)
+	}
+}

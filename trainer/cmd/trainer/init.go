@@ -117,6 +117,7 @@ func runTokenizerTrain(_ context.Context, args []string, stderr io.Writer) error
 	fs.Var(&listFlag{vals: &inputs}, "input", "text files to learn from, comma-separated or repeated (.jsonl/.json: their string values)")
 	size := fs.Int("vocab_size", 4096, "vocabulary size: 256 bytes + merges + specials")
 	out := fs.String("output", "tokenizer.json", "tokenizer.json to write (a directory gets tokenizer.json inside)")
+	sep := fs.Bool("separate_spaces", false, "learn no token that starts with a space, so a word has the same tokens after a space and after punctuation (longer sequences; helps tiny models copy words into JSON)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -127,7 +128,11 @@ func runTokenizerTrain(_ context.Context, args []string, stderr io.Writer) error
 	if len(inputs) == 0 {
 		return flagError{errors.New("--input is required")}
 	}
-	tok, err := tokenizer.TrainFromFiles(inputs, *size, ChatMLSpecials)
+	var opts []tokenizer.TrainOption
+	if *sep {
+		opts = append(opts, tokenizer.SeparateSpaces())
+	}
+	tok, err := tokenizer.TrainFromFiles(inputs, *size, ChatMLSpecials, opts...)
 	if err != nil {
 		return err
 	}
