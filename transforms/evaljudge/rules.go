@@ -57,8 +57,6 @@ type RulesAssessment struct {
 	Violations []rules.Violation
 	ParsedOK   bool
 	ParseError string
-	// Repeats counts ingredient lines naming an ingredient listed above them (rules.Repeats).
-	Repeats int
 }
 
 // RulesScores maps the rules engine's view of one recipe onto the five evaluation criteria,
@@ -94,7 +92,7 @@ func RulesScores(e *rules.Engine, text string, p schemas.Persona) RulesAssessmen
 	if len(vs) > 0 {
 		s.OverallSuitability = math.Min(s.OverallSuitability, s.ConstraintCompliance)
 	}
-	return RulesAssessment{Scores: s, Violations: vs, ParsedOK: true, Repeats: rules.Repeats(r)}
+	return RulesAssessment{Scores: s, Violations: vs, ParsedOK: true}
 }
 
 // structureScore implements the recipe_quality criterion (see RulesScores) for a recipe
@@ -125,10 +123,9 @@ func Total(s schemas.EvalScores) float64 {
 }
 
 // Judge implements Judge. Hard facts decide first: a parseable recipe beats an unparseable
-// one, then fewer rule violations win, then fewer repeated ingredient lines (as
-// rules.Compare); otherwise the higher total wins unless the totals are within TieEpsilon.
-// Confidence is high for a win on parsing, violations or repeats, else by the total margin
-// (≥ HighMargin high, ≥ MediumMargin medium, below low); a tie is low.
+// one, then fewer rule violations win; otherwise the higher total wins unless the totals
+// are within TieEpsilon. Confidence is high for a win on parsing or violations, else by
+// the total margin (≥ HighMargin high, ≥ MediumMargin medium, below low); a tie is low.
 func (j RulesJudge) Judge(ctx context.Context, r Request) (Verdict, error) {
 	if err := ctx.Err(); err != nil {
 		return Verdict{Model: RulesModel}, err
@@ -145,8 +142,6 @@ func (j RulesJudge) Judge(ctx context.Context, r Request) (Verdict, error) {
 		v.Winner = pickAB(a.ParsedOK)
 	case len(a.Violations) != len(b.Violations):
 		v.Winner = pickAB(len(a.Violations) < len(b.Violations))
-	case a.Repeats != b.Repeats:
-		v.Winner = pickAB(a.Repeats < b.Repeats)
 	case math.Abs(d) <= TieEpsilon:
 		v.Winner, v.Confidence = WinnerTie, schemas.ConfidenceLow
 	default:
@@ -186,9 +181,6 @@ func rulesReasoning(w string, a, b RulesAssessment) string {
 	switch {
 	case a.ParsedOK != b.ParsedOK || len(a.Violations) != len(b.Violations):
 		return desc("A", a) + "; " + desc("B", b)
-	case a.Repeats != b.Repeats:
-		return fmt.Sprintf("%s; %s; %s repeats fewer ingredients (%d vs %d repeated lines)", desc("A", a), desc("B", b), w,
-			min(a.Repeats, b.Repeats), max(a.Repeats, b.Repeats))
 	case w == WinnerTie:
 		return fmt.Sprintf("%s; %s; they score alike (%.1f vs %.1f of 50)", desc("A", a), desc("B", b), ta, tb)
 	}

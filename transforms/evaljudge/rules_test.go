@@ -84,10 +84,6 @@ func TestRulesJudge(t *testing.T) {
 		{"unparseable loses", prose, palakPaneer, WinnerB, schemas.ConfidenceHigh, "A is not a parseable recipe"},
 		{"unparseable loses even to a violation", chickenTikka, "", WinnerA, schemas.ConfidenceHigh, "B is not a parseable recipe"},
 		{"identical recipes tie", palakPaneer, palakPaneer, WinnerTie, schemas.ConfidenceLow, "they score alike"},
-		// A fits the persona far better, but lists paneer three times.
-		{"repeated ingredients lose", strings.Replace(palakPaneer, `{"name": "spinach", "quantity": "400 g"}`,
-			`{"name": "Paneer", "quantity": "250 g"}, {"name": "paneer", "quantity": "250 g"}`, 1), plainDal,
-			WinnerB, schemas.ConfidenceHigh, "B repeats fewer ingredients (0 vs 2 repeated lines)"},
 		{"both unparseable tie", prose, "", WinnerTie, schemas.ConfidenceLow, "they score alike"},
 	}
 	for _, tt := range tests {
@@ -155,9 +151,3 @@ func TestRulesJudgeBothOrders(t *testing.T) {
 		t.Errorf("got SFT %+v DPO %+v tokens %d, want compliance 2 vs 10 and no tokens", r.SFTScores, r.DPOScores, r.PromptTokens)
 	}
 }
-
-// plainDal keeps the vegetarian persona's constraints and little else of its profile.
-const plainDal = `{"title": "Dal", "cuisine": "Home-style", "servings": 2,
- "ingredients": [{"name": "red lentils", "quantity": "1 cup"}, {"name": "onion", "quantity": "1"},
-  {"name": "salt", "quantity": "1 tsp"}, {"name": "water", "quantity": "3 cups"}],
- "steps": ["Rinse the lentils.", "Simmer with onion and water.", "Season and serve."], "dietary_tags": []}`

@@ -186,12 +186,9 @@ func rulesReasoning(w string, va, vb []rules.Violation, sa, sb float64, repA, re
 	case len(vb) > 0:
 		return "B breaks " + joinViolations(vb) + "; A keeps every constraint"
 	}
-	if repA != repB {
-		return fmt.Sprintf("both keep every constraint; %s repeats fewer ingredients (%d vs %d repeated lines)", w, min(repA, repB), max(repA, repB))
-	}
 	rep := ""
-	if repA > 0 {
-		rep = fmt.Sprintf(", %d repeated ingredient lines each", repA)
+	if repA > 0 || repB > 0 {
+		rep = fmt.Sprintf(", repeated ingredients %d vs %d", repA, repB)
 	}
 	if w == schemas.RulesTie {
 		return fmt.Sprintf("both keep every constraint and score alike (%.1f vs %.1f%s)", sa, sb, rep)

@@ -631,7 +631,7 @@ func TestValidateVeto(t *testing.T) {
 }
 
 // TestLabelRulesRepeats: a recipe that lists the same ingredient again and again loses to a
-// plainer one, although it fits the persona better, and the reasoning says why.
+// plainer one, although its criteria total is higher, and the reasoning says why.
 func TestLabelRulesRepeats(t *testing.T) {
 	kor := persona(t, koreanSpicy)
 	repeating := `{"title": "Spicy Kimchi Stew", "cuisine": "Korean", "servings": 2,
@@ -647,7 +647,7 @@ func TestLabelRulesRepeats(t *testing.T) {
  "dietary_tags": []}`
 	ra, rb := rulesScores(t, repeating, kor), rulesScores(t, plain, kor)
 	if ra.Total() <= rb.Total() {
-		t.Fatalf("fixture: the repeating recipe should fit the persona better (%.1f vs %.1f)", ra.Total(), rb.Total())
+		t.Fatalf("fixture: the repeating recipe should score higher before the repeat penalty (%.1f vs %.1f)", ra.Total(), rb.Total())
 	}
 	l := &Labeler{Rules: rules.New(), Veto: VetoFlip}
 	res, err := l.Label(context.Background(), kor, variant(kor.ID, schemas.VariantA, repeating), variant(kor.ID, schemas.VariantB, plain))
@@ -657,7 +657,8 @@ func TestLabelRulesRepeats(t *testing.T) {
 	if res.Pair == nil || res.Pair.ChosenVariant != schemas.VariantB {
 		t.Fatalf("got %+v, want B chosen", res)
 	}
-	want := "both keep every constraint; B repeats fewer ingredients (0 vs 3 repeated lines)"
+	want := fmt.Sprintf("both keep every constraint; B fits the persona better (%.1f vs %.1f, repeated ingredients 3 vs 0)",
+		ra.Total()-3*rules.RepeatPenalty, rb.Total())
 	if res.Pair.Reasoning != want {
 		t.Errorf("reasoning %q, want %q", res.Pair.Reasoning, want)
 	}

@@ -22,7 +22,8 @@ const (
 	// criteria, not a preference worth training on.
 	TieEpsilon = 0.5
 	// RepeatPenalty is taken from a recipe's standing (Standing) per ingredient line that
-	// names an ingredient already listed (Compare also ranks on the repeats themselves first).
+	// names an ingredient already listed: "gochugaru" listed three times is a broken recipe
+	// whatever else it does, and preferring it would teach a model to repeat itself.
 	RepeatPenalty = 2.0
 
 	maxScore = 10.0
@@ -239,30 +240,24 @@ func Repeats(r schemas.Recipe) int {
 	return n
 }
 
-// Standing is the total of the four criteria less RepeatPenalty per repeated ingredient
-// line: what Compare ranks recipes by once violations and repeats are equal.
+// Standing is what Compare ranks recipes of equal hard-constraint standing by: the total of
+// the four criteria less RepeatPenalty per repeated ingredient line.
 func Standing(s schemas.CriterionScores, r schemas.Recipe) float64 {
 	return s.Total() - RepeatPenalty*float64(Repeats(r))
 }
 
 // Compare is the rules judge's verdict on two recipes for a persona: schemas.RulesPrefersA,
 // schemas.RulesPrefersB or schemas.RulesTie, with each recipe's scores and violations.
-// Hard facts decide first: the recipe with fewer violations wins whatever its soft scores,
-// then the one with fewer repeated ingredient lines (a recipe listing an ingredient twice is
-// broken, and preferring it teaches a model to repeat itself). Otherwise the higher Standing
-// wins, unless the two are within TieEpsilon.
+// Hard constraints dominate: the recipe with fewer violations wins whatever its soft
+// scores. With equal violation counts the higher Standing (criteria total less repeated
+// ingredients) wins, unless the two are within TieEpsilon.
 func (e *Engine) Compare(a, b schemas.Recipe, p schemas.Persona) (winner string, sa, sb schemas.CriterionScores, va, vb []Violation) {
 	va, vb = e.Check(a, p), e.Check(b, p)
 	sa, sb = e.score(a, p, va), e.score(b, p, vb)
-	ra, rb := Repeats(a), Repeats(b)
 	switch d := Standing(sa, a) - Standing(sb, b); {
 	case len(va) < len(vb):
 		winner = schemas.RulesPrefersA
 	case len(va) > len(vb):
-		winner = schemas.RulesPrefersB
-	case ra < rb:
-		winner = schemas.RulesPrefersA
-	case ra > rb:
 		winner = schemas.RulesPrefersB
 	case math.Abs(d) <= TieEpsilon:
 		winner = schemas.RulesTie
