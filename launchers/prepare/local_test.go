@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
@@ -14,8 +15,11 @@ import (
 func TestPrepareLocalGenerator(t *testing.T) {
 	dir, _ := localgentest.TinyModelDir(t)
 	out := filepath.Join(t.TempDir(), "run")
-	m, _ := runJob(t, parse(t, "--output", out, "--generator", "local", "--model_dir", dir, "--labeler", "rules",
+	m, report := runJob(t, parse(t, "--output", out, "--generator", "local", "--model_dir", dir, "--labeler", "rules",
 		"--persona", "persona_c_italian_gf", "--count", "3", "--max_tokens", "16"))
+	if !strings.Contains(report, "LLM-vs-rules agreement n/a") {
+		t.Errorf("rules-only report should not rate an agreement:\n%s", report)
+	}
 	if !m.Balanced {
 		t.Fatalf("not balanced: %+v", m.Stages)
 	}

@@ -219,7 +219,7 @@ func TestPrepareEndToEndAndWarmCache(t *testing.T) {
 	if m.Label.AgreementRate != 1 || m.Label.PassRate != 1 {
 		t.Errorf("label stats = %+v, want pass rate 1 and agreement 1", m.Label)
 	}
-	for _, s := range []string{"generate", "label", "balanced", "pass rate 100.0%", "judge"} {
+	for _, s := range []string{"generate", "label", "balanced", "pass rate 100.0%", "agreement 100.0%", "judge"} {
 		if !strings.Contains(report, s) {
 			t.Errorf("report lacks %q:\n%s", s, report)
 		}

@@ -248,9 +248,13 @@ func printReport(w io.Writer, m schemas.Manifest, c map[string]int64) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%v\t%s\t\n", s.Stage, s.In, s.Out, s.Dead, s.Balanced, strings.Join(reasons, " "))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nlabel pass rate %.1f%%, LLM-vs-rules agreement %.1f%% (agree %d, disagree %d, n/a %d), vetoed %d\n",
-		100*m.Label.PassRate, 100*m.Label.AgreementRate, m.Label.Agreement[schemas.AgreementAgree],
-		m.Label.Agreement[schemas.AgreementDisagree], m.Label.Agreement[schemas.AgreementNA], m.Label.Vetoed)
+	agree, disagree := m.Label.Agreement[schemas.AgreementAgree], m.Label.Agreement[schemas.AgreementDisagree]
+	rate := "n/a" // the rules labeller alone: nothing to agree with
+	if agree+disagree > 0 {
+		rate = fmt.Sprintf("%.1f%%", 100*m.Label.AgreementRate)
+	}
+	fmt.Fprintf(w, "\nlabel pass rate %.1f%%, LLM-vs-rules agreement %s (agree %d, disagree %d, n/a %d), vetoed %d\n",
+		100*m.Label.PassRate, rate, agree, disagree, m.Label.Agreement[schemas.AgreementNA], m.Label.Vetoed)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\nLLM\tmodel\tcalls\tcache hits\tfailures\tprompt tokens\tcompletion tokens\test. cost\t")
 	for _, role := range []string{"generator", "judge"} {
