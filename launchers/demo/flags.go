@@ -29,6 +29,7 @@ type options struct {
 	DPOEpochs       int
 	DPOLearningRate float64
 	DPOBeta         float64
+	RPOAlpha        float64
 	LoRAR           int
 	TargetModules   string
 	Personas        string
@@ -65,6 +66,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.IntVar(&o.DPOEpochs, "dpo_epochs", 5, "DPO epochs (spec: 3; the tiny model has few pairs)")
 	fs.Float64Var(&o.DPOLearningRate, "dpo_learning_rate", 1e-3, "DPO learning rate (tiny model; spec for 3B: 5e-5)")
 	fs.Float64Var(&o.DPOBeta, "dpo_beta", 0.1, "DPO β")
+	fs.Float64Var(&o.RPOAlpha, "rpo_alpha", 0, "weight of the chosen-completion NLL added to the DPO loss (trainer --rpo_alpha)")
 	fs.IntVar(&o.LoRAR, "lora_r", 16, "LoRA rank for DPO")
 	fs.StringVar(&o.TargetModules, "target_modules", "q_proj,k_proj,v_proj,o_proj", "projections the DPO adapters train")
 	fs.StringVar(&o.Personas, "persona", "", "comma-separated persona ids (default: all six)")

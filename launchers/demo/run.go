@@ -164,7 +164,7 @@ func (d *demo) dpo(ctx context.Context) error {
 	o := d.o
 	return d.exec(ctx, "trainer", "train-all", "--mode", "dpo", "--data_root", o.Out, "--model_dir", d.modelDir,
 		"--output_dir", filepath.Join(o.Out, "trained_models"), "--epochs", fmt.Sprint(o.DPOEpochs),
-		"--learning_rate", fmt.Sprint(o.DPOLearningRate), "--beta", fmt.Sprint(o.DPOBeta), "--lora_r", fmt.Sprint(o.LoRAR),
+		"--learning_rate", fmt.Sprint(o.DPOLearningRate), "--beta", fmt.Sprint(o.DPOBeta), "--rpo_alpha", fmt.Sprint(o.RPOAlpha), "--lora_r", fmt.Sprint(o.LoRAR),
 		"--lora_alpha", fmt.Sprint(o.LoRAR), "--target_modules", o.TargetModules, "--batch_size", "4", "--grad_accum", "1", "--seed", fmt.Sprint(o.Seed),
 		"--logging_steps", "5", "--save_steps", "0")
 }
