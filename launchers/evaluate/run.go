@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,9 +16,9 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
 	"github.com/pantrypilot/recipe-dpo/beam/evaluate"
+	"github.com/pantrypilot/recipe-dpo/launchers/internal/beamrun"
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
-	"github.com/pantrypilot/recipe-dpo/transforms/progress"
 	"github.com/pantrypilot/recipe-dpo/transforms/report"
 )
 
@@ -96,23 +95,13 @@ func buildConfig(o *options, now time.Time) (evaluate.Config, error) {
 	return cfg, nil
 }
 
-// progressEvery is how often the local runner's progress lines are printed.
-const progressEvery = 10 * time.Second
-
-// isLocalRunner reports a local runner (prism, the default), whose workers run in this
-// process, so the job's call counters can be read live.
-func isLocalRunner() bool {
-	f := flag.Lookup("runner")
-	return f == nil || f.Value.String() == "" || f.Value.String() == "prism" || f.Value.String() == "direct"
-}
-
 // run checks the inputs and the output, runs the job and prints the per-persona summary.
 func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer) error {
 	cfg, err := buildConfig(o, time.Now())
 	if err != nil {
 		return err
 	}
-	dry := flag.Lookup("dry_run") != nil && flag.Lookup("dry_run").Value.String() == "true"
+	dry := beamrun.DryRun()
 	if !dry {
 		if cfg.Judge.Kind == evaluate.JudgeGemini && cfg.Judge.Backend == "gemini-api" &&
 			os.Getenv(evaluate.EnvGeminiKey) == "" && os.Getenv(evaluate.EnvGoogleKey) == "" {
@@ -132,10 +121,7 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	logger.Info("evaluate: starting", "run_id", cfg.RunID, "cases", len(cfg.Cases), "generator", cfg.Generator.Kind, "judge", cfg.Judge.Kind)
 	p, s := beam.NewPipelineWithRoot()
 	evaluate.Pipeline(s, cfg)
-	if !dry && isLocalRunner() {
-		rep := progress.Start(ctx, os.Stderr, progressEvery, evaluate.ProgressTasks(cfg)...)
-		defer rep.Stop()
-	}
+	defer beamrun.Progress(ctx, evaluate.ProgressTasks(cfg)...)()
 	res, err := beamx.RunWithMetrics(ctx, p)
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)

@@ -15,15 +15,14 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
 	"github.com/pantrypilot/recipe-dpo/beam/prepare"
+	"github.com/pantrypilot/recipe-dpo/launchers/internal/beamrun"
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
-	"github.com/pantrypilot/recipe-dpo/transforms/progress"
 	"github.com/pantrypilot/recipe-dpo/transforms/prompts"
 	"github.com/pantrypilot/recipe-dpo/transforms/shards"
 	"github.com/pantrypilot/recipe-dpo/transforms/variants"
@@ -160,12 +159,12 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	dry := isDryRun()
+	dry := beamrun.DryRun()
 	if !dry {
 		if err := blob.CheckWritable(ctx, cfg.Output); err != nil {
 			return err
 		}
-		if cfg.Labeler.Kind == prepare.LabelerGroq && os.Getenv(prepare.EnvGroqKey) == "" && isLocalRunner() {
+		if cfg.Labeler.Kind == prepare.LabelerGroq && os.Getenv(prepare.EnvGroqKey) == "" && beamrun.LocalRunner() {
 			return fmt.Errorf("--labeler=groq needs %s in the environment", prepare.EnvGroqKey)
 		}
 	}
@@ -178,10 +177,7 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 
 	p, s := beam.NewPipelineWithRoot()
 	prepare.Pipeline(s, cfg)
-	if !dry && isLocalRunner() {
-		rep := progress.Start(ctx, os.Stderr, progressEvery, prepare.ProgressTasks(cfg)...)
-		defer rep.Stop()
-	}
+	defer beamrun.Progress(ctx, prepare.ProgressTasks(cfg)...)()
 	res, err := beamx.RunWithMetrics(ctx, p)
 	if err != nil {
 		return fmt.Errorf("pipeline: %w", err)
@@ -199,19 +195,6 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 		return errors.New("accounting does not balance (in != out + dead letters) for some stage; see the table above")
 	}
 	return nil
-}
-
-// progressEvery is how often the local runner's progress lines are printed.
-const progressEvery = 10 * time.Second
-
-func isDryRun() bool {
-	f := flag.Lookup("dry_run")
-	return f != nil && f.Value.String() == "true"
-}
-
-func isLocalRunner() bool {
-	f := flag.Lookup("runner")
-	return f == nil || f.Value.String() == "" || f.Value.String() == "prism" || f.Value.String() == "direct"
 }
 
 func readManifest(ctx context.Context, root string) (schemas.Manifest, error) {

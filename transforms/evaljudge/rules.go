@@ -98,7 +98,7 @@ func RulesScores(e *rules.Engine, text string, p schemas.Persona) RulesAssessmen
 // structureScore implements the recipe_quality criterion (see RulesScores) for a recipe
 // that passed schemas.Recipe.Validate.
 func structureScore(r schemas.Recipe) float64 {
-	q := qualityBase
+	q, repeats := qualityBase, rules.Repeats(r)
 	allQuantities := true
 	for _, in := range r.Ingredients {
 		allQuantities = allQuantities && strings.TrimSpace(in.Quantity) != ""
@@ -106,7 +106,7 @@ func structureScore(r schemas.Recipe) float64 {
 	for _, ok := range []bool{
 		strings.TrimSpace(r.Cuisine) != "",
 		r.Servings > 0,
-		len(r.Ingredients)-rules.Repeats(r) >= qualityMinIngredients,
+		len(r.Ingredients)-repeats >= qualityMinIngredients,
 		allQuantities,
 		len(r.Steps) >= qualityMinSteps,
 	} {
@@ -114,7 +114,7 @@ func structureScore(r schemas.Recipe) float64 {
 			q += qualityPoint
 		}
 	}
-	return math.Max(0, q-qualityRepeat*float64(rules.Repeats(r)))
+	return math.Max(0, q-qualityRepeat*float64(repeats))
 }
 
 // Total is the sum of the five scores (out of 50).

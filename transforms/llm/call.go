@@ -178,33 +178,11 @@ func (c *Caller) Stats() *Stats { return &c.g.stats }
 // Cache failures are logged and counted but do not fail the call: the cache saves money,
 // it is not the source of truth.
 func (c *Caller) Do(ctx context.Context, key string, estTokens int, call AttemptFunc) (body []byte, hit bool, err error) {
-	defer c.g.stats.Done.Add(1)
-	useCache := c.cache != nil && key != ""
-	if useCache {
-		v, ok, err := c.cache.Get(ctx, key)
-		switch {
-		case err != nil:
-			c.g.stats.CacheErrors.Add(1)
-			c.log.Warn("llm cache read failed; calling the endpoint", "caller", c.name, "key", key, "error", err)
-		case ok:
-			c.g.stats.CacheHits.Add(1)
-			return v, true, nil
-		}
-	}
-	res, err := c.retry(ctx, estTokens, call)
-	if err != nil {
-		c.g.stats.Failures.Add(1)
-		return nil, false, err
-	}
-	c.g.stats.PromptTokens.Add(res.PromptTokens)
-	c.g.stats.CompletionTokens.Add(res.CompletionTokens)
-	if useCache {
-		if err := c.cache.Put(ctx, key, res.Body); err != nil {
-			c.g.stats.CacheErrors.Add(1)
-			c.log.Warn("llm cache write failed", "caller", c.name, "key", key, "error", err)
-		}
-	}
-	return res.Body, false, nil
+	bodies, hits, err := c.DoBatch(ctx, []string{key}, estTokens, func(ctx context.Context, _ []int) ([]Result, error) {
+		res, err := call(ctx)
+		return []Result{res}, err
+	})
+	return bodies[0], hits[0], err
 }
 
 // BatchFunc answers the requests at the given indices of a DoBatch call in one attempt, one
@@ -215,8 +193,9 @@ type BatchFunc func(ctx context.Context, missing []int) ([]Result, error)
 // batch): keys found in the cache are answered from it, the others by one call under the
 // limits and retries, whose Results are cached under their keys. It returns a body per key
 // and which were cache hits; on error, the keys that were not hits have no body. Every key
-// counts as a finished call in Stats.Done. Empty keys are never cached.
-func (c *Caller) DoBatch(ctx context.Context, keys []string, call BatchFunc) (bodies [][]byte, hits []bool, err error) {
+// counts as a finished call in Stats.Done. Empty keys are never cached. estTokens is the
+// call's TPM charge (see EstimateTokens).
+func (c *Caller) DoBatch(ctx context.Context, keys []string, estTokens int, call BatchFunc) (bodies [][]byte, hits []bool, err error) {
 	defer c.g.stats.Done.Add(int64(len(keys)))
 	bodies, hits = make([][]byte, len(keys)), make([]bool, len(keys))
 	var missing []int
@@ -239,7 +218,7 @@ func (c *Caller) DoBatch(ctx context.Context, keys []string, call BatchFunc) (bo
 		return bodies, hits, nil
 	}
 	var results []Result
-	_, err = c.retry(ctx, 0, func(ctx context.Context) (Result, error) {
+	_, err = c.retry(ctx, estTokens, func(ctx context.Context) (Result, error) {
 		rs, err := call(ctx, missing)
 		if err == nil && len(rs) != len(missing) {
 			err = fmt.Errorf("batch call returned %d results for %d requests", len(rs), len(missing))

@@ -110,7 +110,7 @@ func (g generator) GenerateBatch(ctx context.Context, reqs []llm.GenerateRequest
 			Seed                int64
 		}{"localgen/v1", g.m.name, prompts[i], req.Temperature, req.TopP, req.MaxTokens, req.Seed})
 	}
-	bodies, hits, err := g.caller.DoBatch(ctx, keys, func(ctx context.Context, missing []int) ([]llm.Result, error) {
+	bodies, hits, err := g.caller.DoBatch(ctx, keys, 0, func(ctx context.Context, missing []int) ([]llm.Result, error) {
 		start := time.Now()
 		rs := make([]generate.Request, len(missing))
 		for j, i := range missing {
