@@ -173,6 +173,7 @@ func TestEvaluateBadInput(t *testing.T) {
 		{[]string{"--judge", "gemini", "--gemini_backend", "vertex"}, "--project"},
 		{[]string{"--model_dir", t.TempDir(), "--adapters_dir", t.TempDir()}, "no trained adapter"},
 		{[]string{"--test_cases", filepath.Join(t.TempDir(), "nope.yaml")}, "nope.yaml"},
+		{[]string{"--generator_batch", "0"}, "--generator_batch (0) must be ≥ 1"},
 	}
 	for _, tc := range tests {
 		out := filepath.Join(t.TempDir(), "run")

@@ -59,6 +59,7 @@ func TestBadInput(t *testing.T) {
 		{"bad veto", []string{"--veto", "maybe"}, []string{"--veto", "flip"}},
 		{"zero rpm", []string{"--rpm", "0", "--labeler", "groq"}, []string{"--rpm must be > 0"}},
 		{"no generator url", []string{"--generator_url", ""}, []string{"--generator_url"}},
+		{"zero decode batch", []string{"--generator_batch", "0"}, []string{"--generator_batch (0) must be ≥ 1"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
