@@ -230,31 +230,10 @@ func ParseVerdict(text string) (Verdict, error) {
 			return bad("%s: %v", f.name, err)
 		}
 	}
-	if raw.Winner == nil {
-		return bad("missing winner")
+	w, c, r, err := llm.ParseVerdictFields(raw.Winner, raw.Confidence, raw.Reasoning)
+	if err != nil {
+		return bad("%s", err)
 	}
-	switch w := strings.TrimSpace(*raw.Winner); {
-	case strings.EqualFold(w, WinnerA):
-		v.Winner = WinnerA
-	case strings.EqualFold(w, WinnerB):
-		v.Winner = WinnerB
-	case strings.EqualFold(w, WinnerTie):
-		v.Winner = WinnerTie
-	default:
-		return bad("winner %q is not A, B or tie", w)
-	}
-	if raw.Confidence == nil {
-		return bad("missing confidence")
-	}
-	switch c := strings.ToLower(strings.TrimSpace(*raw.Confidence)); c {
-	case schemas.ConfidenceHigh, schemas.ConfidenceMedium, schemas.ConfidenceLow:
-		v.Confidence = c
-	default:
-		return bad("confidence %q is not high, medium or low", *raw.Confidence)
-	}
-	if raw.Reasoning == nil {
-		return bad("missing reasoning")
-	}
-	v.Reasoning = strings.TrimSpace(*raw.Reasoning)
+	v.Winner, v.Confidence, v.Reasoning = w, c, r
 	return v, nil
 }

@@ -229,33 +229,44 @@ func ParsePairVerdict(text string) (PairVerdict, error) {
 			return bad("%s: %v", f.name, err)
 		}
 	}
-	if raw.Winner == nil {
-		return bad("missing winner")
+	w, c, r, err := ParseVerdictFields(raw.Winner, raw.Confidence, raw.Reasoning)
+	if err != nil {
+		return bad("%s", err)
 	}
-	switch w := strings.TrimSpace(*raw.Winner); {
-	case strings.EqualFold(w, WinnerA):
-		v.Winner = WinnerA
-	case strings.EqualFold(w, WinnerB):
-		v.Winner = WinnerB
-	case strings.EqualFold(w, WinnerTie):
-		v.Winner = WinnerTie
-	default:
-		return bad("winner %q is not A, B or tie", w)
-	}
-	if raw.Confidence == nil {
-		return bad("missing confidence")
-	}
-	switch c := strings.ToLower(strings.TrimSpace(*raw.Confidence)); c {
-	case ConfidenceHigh, ConfidenceMedium, ConfidenceLow:
-		v.Confidence = c
-	default:
-		return bad("confidence %q is not high, medium or low", *raw.Confidence)
-	}
-	if raw.Reasoning == nil {
-		return bad("missing reasoning")
-	}
-	v.Reasoning = strings.TrimSpace(*raw.Reasoning)
+	v.Winner, v.Confidence, v.Reasoning = w, c, r
 	return v, nil
+}
+
+// ParseVerdictFields checks the fields every judge verdict shares: winner A, B or tie and
+// confidence high, medium or low (case-insensitive, returned canonical), and a reasoning
+// (trimmed). A missing or unknown field is an error naming it; callers wrap it in
+// ErrBadVerdict.
+func ParseVerdictFields(winner, confidence, reasoning *string) (w, c, r string, err error) {
+	if winner == nil {
+		return "", "", "", errors.New("missing winner")
+	}
+	switch w = strings.TrimSpace(*winner); {
+	case strings.EqualFold(w, WinnerA):
+		w = WinnerA
+	case strings.EqualFold(w, WinnerB):
+		w = WinnerB
+	case strings.EqualFold(w, WinnerTie):
+		w = WinnerTie
+	default:
+		return "", "", "", fmt.Errorf("winner %q is not A, B or tie", w)
+	}
+	if confidence == nil {
+		return "", "", "", errors.New("missing confidence")
+	}
+	switch c = strings.ToLower(strings.TrimSpace(*confidence)); c {
+	case ConfidenceHigh, ConfidenceMedium, ConfidenceLow:
+	default:
+		return "", "", "", fmt.Errorf("confidence %q is not high, medium or low", *confidence)
+	}
+	if reasoning == nil {
+		return "", "", "", errors.New("missing reasoning")
+	}
+	return w, c, strings.TrimSpace(*reasoning), nil
 }
 
 // stripFence removes surrounding space and a Markdown code fence (```json ... ```), which
