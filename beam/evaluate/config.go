@@ -40,9 +40,11 @@ type GeneratorConfig struct {
 	ModelDir, Tokenizer, SFTAdapter, AdaptersDir, Version, Backend string
 	// Sampling: the same for both models. Temperature 0 (greedy) makes runs reproducible.
 	Temperature, TopP float64
-	MaxTokens         int
-	Seed              int64
-	Limits            llm.Limits
+	// PresencePenalty and FrequencyPenalty (OpenAI semantics, 0 = off), both models alike.
+	PresencePenalty, FrequencyPenalty float64
+	MaxTokens                         int
+	Seed                              int64
+	Limits                            llm.Limits
 	// DecodeBatch is how many requests to one local model are decoded together
 	// (llm.GenerateAll); answers do not depend on it.
 	DecodeBatch int
@@ -114,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if g.MaxTokens <= 0 || !(g.Temperature >= 0 && g.Temperature <= 2) {
 		errs = append(errs, fmt.Errorf("--max_tokens must be > 0 and --temperature in [0, 2]; got %d, %g", g.MaxTokens, g.Temperature))
+	}
+	if err := llm.ValidatePenalties(g.PresencePenalty, g.FrequencyPenalty); err != nil {
+		errs = append(errs, err)
 	}
 	if err := g.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("generator limits: %w", err))

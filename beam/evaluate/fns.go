@@ -107,6 +107,7 @@ func (f *generateFn) ProcessElement(ctx context.Context, _ int, iter func(*schem
 				reqs[k] = llm.GenerateRequest{
 					Model: name, System: chatml.NeutralSystem, User: tc.Request,
 					Temperature: f.Gen.Temperature, TopP: f.Gen.TopP, MaxTokens: f.Gen.MaxTokens,
+					PresencePenalty: f.Gen.PresencePenalty, FrequencyPenalty: f.Gen.FrequencyPenalty,
 					Seed: variants.DeriveSeed(f.Gen.Seed, tc.ID),
 				}
 			}

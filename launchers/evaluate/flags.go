@@ -18,6 +18,7 @@ type options struct {
 	ModelDir, Tokenizer, SFTAdapter, AdaptersDir, Version string
 	Backend                                               string
 	Temperature, TopP                                     float64
+	PresencePenalty, FrequencyPenalty                     float64
 	DecodeBatch                                           int
 	MaxTokens                                             int
 	Seed                                                  int64
@@ -58,6 +59,8 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.Backend, "backend", "", "local: GoMLX backend (default $GOMLX_BACKEND or the pure-Go CPU backend)")
 	fs.Float64Var(&o.Temperature, "temperature", 0, "sampling temperature for both models (0 = greedy, reproducible)")
 	fs.Float64Var(&o.TopP, "top_p", 1, "nucleus sampling top_p")
+	fs.Float64Var(&o.PresencePenalty, "presence_penalty", 0, "OpenAI presence penalty in [-2, 2] on tokens a completion already holds, both models alike (0 = off)")
+	fs.Float64Var(&o.FrequencyPenalty, "frequency_penalty", 0, "OpenAI frequency penalty in [-2, 2], per earlier occurrence, both models alike (0 = off)")
 	fs.IntVar(&o.MaxTokens, "max_tokens", 512, "max completion tokens per recipe")
 	fs.Int64Var(&o.Seed, "seed", 42, "sampling seed (each case derives its own; both models share it)")
 	gen := llm.DefaultLimits()

@@ -174,6 +174,8 @@ func TestEvaluateBadInput(t *testing.T) {
 		{[]string{"--model_dir", t.TempDir(), "--adapters_dir", t.TempDir()}, "no trained adapter"},
 		{[]string{"--test_cases", filepath.Join(t.TempDir(), "nope.yaml")}, "nope.yaml"},
 		{[]string{"--generator_batch", "0"}, "--generator_batch (0) must be ≥ 1"},
+		{[]string{"--presence_penalty", "3"}, "--presence_penalty (3) must be in [-2, 2]"},
+		{[]string{"--frequency_penalty", "-2.5"}, "--frequency_penalty (-2.5) must be in [-2, 2]"},
 	}
 	for _, tc := range tests {
 		out := filepath.Join(t.TempDir(), "run")

@@ -82,6 +82,7 @@ func buildConfig(o *options, now time.Time) (evaluate.Config, error) {
 		Generator: evaluate.GeneratorConfig{Kind: o.Generator, URL: o.GeneratorURL, SFTModel: o.SFTModel, DPOModelPattern: o.DPOModel,
 			ModelDir: o.ModelDir, Tokenizer: o.Tokenizer, SFTAdapter: o.SFTAdapter, AdaptersDir: o.AdaptersDir, Version: o.Version,
 			Backend: o.Backend, Temperature: o.Temperature, TopP: o.TopP, MaxTokens: o.MaxTokens, Seed: o.Seed, Limits: gen,
+			PresencePenalty: o.PresencePenalty, FrequencyPenalty: o.FrequencyPenalty,
 			DecodeBatch: o.DecodeBatch},
 		Judge: evaluate.JudgeConfig{Kind: o.Judge, Backend: o.GeminiBackend, Project: *gcpopts.Project, Location: o.Location,
 			Model: o.GeminiModel, BaseURL: o.GeminiURL, Limits: judge},

@@ -29,6 +29,8 @@ type options struct {
 	MaxTokens      int
 	TempA, TempB   float64
 	TopP           float64
+	Presence       float64
+	Frequency      float64
 	GenLimits      llm.Limits
 	ModelDir       string
 	DecodeBatch    int
@@ -73,6 +75,8 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.Float64Var(&o.TempA, "temperature_a", spec.TempA, "variant A (strong persona constraints) temperature")
 	fs.Float64Var(&o.TempB, "temperature_b", spec.TempB, "variant B (weak constraints) temperature")
 	fs.Float64Var(&o.TopP, "top_p", spec.TopP, "nucleus sampling top_p for both variants")
+	fs.Float64Var(&o.Presence, "presence_penalty", 0, "OpenAI presence penalty in [-2, 2] on tokens a completion already holds, both variants (0 = off)")
+	fs.Float64Var(&o.Frequency, "frequency_penalty", 0, "OpenAI frequency penalty in [-2, 2], per earlier occurrence, both variants (0 = off)")
 	gen := llm.DefaultLimits()
 	gen.RPM, gen.TPM, gen.Concurrency = 600, 0, 16
 	fs.Float64Var(&o.GenLimits.RPM, "generator_rpm", gen.RPM, "generator requests per minute (per worker process)")

@@ -66,7 +66,8 @@ func buildConfig(ctx context.Context, o *options) (prepare.Config, error) {
 		}
 	}
 
-	spec := variants.Spec{Model: o.GeneratorModel, MaxTokens: o.MaxTokens, Seed: o.Seed, TempA: o.TempA, TempB: o.TempB, TopP: o.TopP}
+	spec := variants.Spec{Model: o.GeneratorModel, MaxTokens: o.MaxTokens, Seed: o.Seed, TempA: o.TempA, TempB: o.TempB, TopP: o.TopP,
+		PresencePenalty: o.Presence, FrequencyPenalty: o.Frequency}
 	gen, judge := o.GenLimits, o.JudgeLimits
 	gen.MaxRetries, judge.MaxRetries = o.MaxRetries, o.MaxRetries
 	gen.Timeout, judge.Timeout = o.Timeout, o.Timeout

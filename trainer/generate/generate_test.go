@@ -166,6 +166,15 @@ func newGeneratorFor(t testing.TB, cfg llamacfg.Config, dtype dtypes.DType) (*Ge
 // It returns the tokens and the logits each token was chosen from.
 func fullGreedy(t *testing.T, store *model.Store, m *llama.Model, adapter llama.Adapter, prompts [][]int, n int) (tokens [][]int, logits [][][]float32) {
 	t.Helper()
+	return fullGreedyPenalized(t, store, m, adapter, prompts, n, 0, 0)
+}
+
+// fullGreedyPenalized is fullGreedy choosing each token after subtracting the OpenAI penalties
+// written out from their definition: presence once for every token id the row generated so
+// far, plus frequency per occurrence. The returned logits are the unpenalized ones.
+func fullGreedyPenalized(t *testing.T, store *model.Store, m *llama.Model, adapter llama.Adapter, prompts [][]int, n int,
+	presence, frequency float64) (tokens [][]int, logits [][][]float32) {
+	t.Helper()
 	exec, err := llama.NewLogitsExec(backend(t), store, m, adapter)
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +199,19 @@ func fullGreedy(t *testing.T, store *model.Store, m *llama.Model, adapter llama.
 		flat := float32s(out[0]) // [B, S, V]
 		for i, s := range seqs {
 			row := flat[(i*seqLen+len(s)-1)*v : (i*seqLen+len(s))*v]
-			tok := argmax(row)
+			adjusted := slices.Clone(row)
+			for id := range adjusted {
+				occ := 0
+				for _, prev := range tokens[i] {
+					if prev == id {
+						occ++
+					}
+				}
+				if occ > 0 {
+					adjusted[id] -= float32(presence + frequency*float64(occ))
+				}
+			}
+			tok := argmax(adjusted)
 			tokens[i] = append(tokens[i], tok)
 			logits[i] = append(logits[i], row)
 			seqs[i] = append(seqs[i], tok)
@@ -311,6 +332,34 @@ func TestGreedyMatchesFullRecomputation(t *testing.T) {
 	}
 }
 
+// TestPenaltiesMatchReference: presence and frequency penalties in the cached decoder choose
+// the tokens the full-recomputation reference chooses with the penalties written out, and
+// they change what greedy decoding repeats.
+func TestPenaltiesMatchReference(t *testing.T) {
+	g, store, m := newGenerator(t)
+	const n = 24
+	prompts := encodeAll(testPrompts)
+	plain, _ := fullGreedy(t, store, m, llama.AdapterOff, prompts, n)
+	for _, pen := range []struct{ presence, frequency float64 }{{1.5, 0}, {0, 0.7}, {0.5, 0.5}} {
+		t.Run(fmt.Sprintf("presence=%g,frequency=%g", pen.presence, pen.frequency), func(t *testing.T) {
+			want, _ := fullGreedyPenalized(t, store, m, llama.AdapterOff, prompts, n, pen.presence, pen.frequency)
+			res, err := g.Generate(context.Background(), testPrompts, Options{MaxNewTokens: n,
+				PresencePenalty: pen.presence, FrequencyPenalty: pen.frequency})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if !slices.Equal(r.Tokens, want[i]) {
+					t.Errorf("row %d: got tokens %v, want %v", i, r.Tokens, want[i])
+				}
+			}
+			if slices.EqualFunc(want, plain, slices.Equal) {
+				t.Errorf("the penalties changed no token of %v: the test model does not exercise them", plain)
+			}
+		})
+	}
+}
+
 // TestBatchedEqualsSingleRow: padding and batching do not change any row's output, greedy or
 // sampled (the sampler streams are seeded per prompt index, so batches of 1 starting at the
 // same index are compared via MaxBatch).
@@ -363,6 +412,8 @@ func TestGenerateRequestsEqualsSingleCalls(t *testing.T) {
 		{Prompt: testPrompts[1], MaxNewTokens: 5, Seed: 12},
 		{Prompt: testPrompts[2], MaxNewTokens: 12, Temperature: 0.9, TopP: 0.95, Seed: 13},
 		{Prompt: testPrompts[0], MaxNewTokens: 9, Temperature: 0.9, TopP: 0.95, Seed: 14},
+		{Prompt: testPrompts[1], MaxNewTokens: 12, PresencePenalty: 1, FrequencyPenalty: 0.5, Seed: 15},
+		{Prompt: testPrompts[2], MaxNewTokens: 12, Temperature: 0.8, PresencePenalty: 0.8, Seed: 16},
 	}
 	shared := Options{StopTokens: []int{7}}
 	for _, maxBatch := range []int{8, 3} {
@@ -374,6 +425,7 @@ func TestGenerateRequestsEqualsSingleCalls(t *testing.T) {
 		for i, r := range reqs {
 			o := shared
 			o.MaxNewTokens, o.Temperature, o.TopP, o.Seed = r.MaxNewTokens, r.Temperature, r.TopP, r.Seed
+			o.PresencePenalty, o.FrequencyPenalty = r.PresencePenalty, r.FrequencyPenalty
 			alone, err := g.Generate(ctx, []string{r.Prompt}, o)
 			if err != nil {
 				t.Fatal(err)
@@ -527,6 +579,8 @@ func TestInvalidInput(t *testing.T) {
 		{"max new tokens", []string{prompt(1)}, Options{}, "max_new_tokens (0)"},
 		{"temperature", []string{prompt(1)}, Options{MaxNewTokens: 1, Temperature: -1}, "temperature (-1)"},
 		{"top p", []string{prompt(1)}, Options{MaxNewTokens: 1, TopP: 2}, "top_p (2)"},
+		{"presence penalty", []string{prompt(1)}, Options{MaxNewTokens: 1, PresencePenalty: 2.5}, "presence_penalty (2.5) must be in [-2, 2]"},
+		{"frequency penalty", []string{prompt(1)}, Options{MaxNewTokens: 1, FrequencyPenalty: math.NaN()}, "frequency_penalty (NaN)"},
 		{"empty prompt", []string{prompt(1), ""}, Options{MaxNewTokens: 1}, "prompt 1 encodes to no tokens"},
 		{"token id", []string{prompt(97)}, Options{MaxNewTokens: 1}, "token id 97 outside the vocabulary"},
 	} {

@@ -3,12 +3,13 @@ package llm
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/pantrypilot/recipe-dpo/transforms/fanout"
 )
 
-// GenerateRequest is one recipe-generation call. Zero TopP, MaxTokens and Seed mean "the
-// server's default" and are not sent; Temperature is always sent.
+// GenerateRequest is one recipe-generation call. Zero TopP, MaxTokens, Seed and penalties
+// mean "the server's default" and are not sent; Temperature is always sent.
 type GenerateRequest struct {
 	// Model names the model; with vLLM --enable-lora it names the LoRA adapter ("sft").
 	Model        string
@@ -17,6 +18,22 @@ type GenerateRequest struct {
 	TopP         float64
 	MaxTokens    int
 	Seed         int64
+	// PresencePenalty and FrequencyPenalty are the OpenAI API's (and vLLM's) penalties on
+	// tokens the completion already holds, in [−2, 2]; 0 is off.
+	PresencePenalty, FrequencyPenalty float64
+}
+
+// ValidatePenalties checks presence and frequency penalties (the OpenAI API's range,
+// [−2, 2]) with a message naming the flags to fix.
+func ValidatePenalties(presence, frequency float64) error {
+	var errs []error
+	if !(presence >= -2 && presence <= 2) {
+		errs = append(errs, fmt.Errorf("--presence_penalty (%g) must be in [-2, 2]", presence))
+	}
+	if !(frequency >= -2 && frequency <= 2) {
+		errs = append(errs, fmt.Errorf("--frequency_penalty (%g) must be in [-2, 2]", frequency))
+	}
+	return errors.Join(errs...)
 }
 
 // GenerateResponse is a generated text with its provenance. On a cache hit every field
@@ -97,6 +114,8 @@ func (g openAIGenerator) Generate(ctx context.Context, req GenerateRequest) (Gen
 		TopP:        req.TopP,
 		MaxTokens:   req.MaxTokens,
 		Seed:        req.Seed,
+		Presence:    req.PresencePenalty,
+		Frequency:   req.FrequencyPenalty,
 	}, nil)
 	if err != nil {
 		return GenerateResponse{}, err

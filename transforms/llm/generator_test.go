@@ -13,7 +13,9 @@ func TestOpenAIGeneratorWire(t *testing.T) {
 		return "recipe for " + r.Model, nil
 	}})
 	caller := testCaller(t, fastLimits(), nil)
-	resp, err := NewOpenAIGenerator(srv.URL, testKey, caller).Generate(context.Background(), genReq())
+	in := genReq()
+	in.PresencePenalty, in.FrequencyPenalty = 0.6, -0.25
+	resp, err := NewOpenAIGenerator(srv.URL, testKey, caller).Generate(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +34,8 @@ func TestOpenAIGeneratorWire(t *testing.T) {
 		{"top_p", deref(req.TopP), 0.9},
 		{"max_tokens", deref(req.MaxTokens), 512},
 		{"seed", deref(req.Seed), int64(42)},
+		{"presence_penalty", deref(req.PresencePenalty), 0.6},
+		{"frequency_penalty", deref(req.FrequencyPenalty), -0.25},
 		{"response_format", req.ResponseFormat == nil, true},
 		{"text", resp.Text, "recipe for sft"},
 		{"model echoed", resp.Model, "sft"},
@@ -64,8 +68,9 @@ func TestOpenAIGeneratorZeroValuesOnWire(t *testing.T) {
 	if req.Temperature == nil || *req.Temperature != 0 {
 		t.Errorf("temperature: got %v, want 0 sent explicitly", req.Temperature)
 	}
-	if req.TopP != nil || req.MaxTokens != nil || req.Seed != nil {
-		t.Errorf("top_p, max_tokens, seed: got %v %v %v, want all unset", req.TopP, req.MaxTokens, req.Seed)
+	if req.TopP != nil || req.MaxTokens != nil || req.Seed != nil || req.PresencePenalty != nil || req.FrequencyPenalty != nil {
+		t.Errorf("top_p, max_tokens, seed, presence_penalty, frequency_penalty: got %v %v %v %v %v, want all unset",
+			req.TopP, req.MaxTokens, req.Seed, req.PresencePenalty, req.FrequencyPenalty)
 	}
 	if len(req.Messages) != 1 || req.Messages[0].Role != "user" {
 		t.Errorf("messages: got %+v, want one user message (no empty system message)", req.Messages)

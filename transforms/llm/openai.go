@@ -44,6 +44,8 @@ type chatRequest struct {
 	TopP           float64       `json:"top_p,omitempty"`
 	MaxTokens      int           `json:"max_tokens,omitempty"`
 	Seed           int64         `json:"seed,omitempty"`
+	Presence       float64       `json:"presence_penalty,omitempty"`
+	Frequency      float64       `json:"frequency_penalty,omitempty"`
 	ResponseFormat string        `json:"response_format,omitempty"`
 }
 
@@ -172,8 +174,8 @@ func (c *chatClient) complete(ctx context.Context, req chatRequest, check func(t
 	return ans, nil
 }
 
-// toParams maps a chatRequest onto openai-go's request. Zero TopP, MaxTokens and Seed are
-// left out (the server's defaults); temperature is always sent, since 0 is meaningful.
+// toParams maps a chatRequest onto openai-go's request. Zero TopP, MaxTokens, Seed and
+// penalties are left out (the server's defaults); temperature is always sent, since 0 is meaningful.
 func toParams(req chatRequest) openai.ChatCompletionNewParams {
 	p := openai.ChatCompletionNewParams{
 		Model:       req.Model,
@@ -198,6 +200,12 @@ func toParams(req chatRequest) openai.ChatCompletionNewParams {
 	}
 	if req.Seed != 0 {
 		p.Seed = openai.Int(req.Seed)
+	}
+	if req.Presence != 0 {
+		p.PresencePenalty = openai.Float(req.Presence)
+	}
+	if req.Frequency != 0 {
+		p.FrequencyPenalty = openai.Float(req.Frequency)
 	}
 	if req.ResponseFormat == responseFormatJSON {
 		p.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &shared.ResponseFormatJSONObjectParam{}}

@@ -108,14 +108,19 @@ func (g generator) GenerateBatch(ctx context.Context, reqs []llm.GenerateRequest
 			Temperature, TopP   float64
 			MaxTokens           int
 			Seed                int64
-		}{"localgen/v1", g.m.name, prompts[i], req.Temperature, req.TopP, req.MaxTokens, req.Seed})
+			// Omitted when off, so answers cached before penalties existed keep their keys.
+			Presence  float64 `json:",omitempty"`
+			Frequency float64 `json:",omitempty"`
+		}{"localgen/v1", g.m.name, prompts[i], req.Temperature, req.TopP, req.MaxTokens, req.Seed,
+			req.PresencePenalty, req.FrequencyPenalty})
 	}
 	bodies, hits, err := g.caller.DoBatch(ctx, keys, 0, func(ctx context.Context, missing []int) ([]llm.Result, error) {
 		start := time.Now()
 		rs := make([]generate.Request, len(missing))
 		for j, i := range missing {
 			rs[j] = generate.Request{Prompt: prompts[i], MaxNewTokens: reqs[i].MaxTokens, Temperature: reqs[i].Temperature,
-				TopP: topP(reqs[i].TopP), Seed: reqs[i].Seed}
+				TopP: topP(reqs[i].TopP), Seed: reqs[i].Seed,
+				PresencePenalty: reqs[i].PresencePenalty, FrequencyPenalty: reqs[i].FrequencyPenalty}
 		}
 		res, err := g.m.gen.GenerateRequests(ctx, rs, generate.Options{StopStrings: []string{schemas.ChatMLEnd}, Adapter: llama.AdapterOff})
 		if err != nil {

@@ -101,6 +101,9 @@ func TestGenerateBatch(t *testing.T) {
 		{System: "You are a cook.", User: "I have tofu.", Temperature: 0.7, TopP: 1, MaxTokens: 12, Seed: 3},
 		{System: "You are a cook.", User: "Something with leeks and a lot of butter, please.", MaxTokens: 6, Seed: 4},
 		{System: "You are a cook.", User: "Rice.", Temperature: 0.9, TopP: 0.9, MaxTokens: 10, Seed: 5},
+		// Request 1 with penalties: its own cache entry, decoded with them.
+		{System: "You are a cook.", User: "Something with leeks and a lot of butter, please.", MaxTokens: 6, Seed: 4,
+			PresencePenalty: 2, FrequencyPenalty: 0.5},
 	}
 	single, _ := llm.NewCaller("single", limits, nil)
 	want := make([]llm.GenerateResponse, len(reqs))
@@ -125,8 +128,11 @@ func TestGenerateBatch(t *testing.T) {
 			t.Errorf("request %d: batched %+v, alone %+v (want a cache hit only for request 1)", i, got[i], want[i])
 		}
 	}
-	if s := batched.Stats().Snapshot(); s.Done != 4 || s.CacheHits != 1 || s.Calls != 2 {
-		t.Errorf("stats %+v, want 4 done, 1 cache hit, 2 batch calls", s)
+	if s := batched.Stats().Snapshot(); s.Done != 5 || s.CacheHits != 1 || s.Calls != 2 {
+		t.Errorf("stats %+v, want 5 done, 1 cache hit, 2 batch calls", s)
+	}
+	if got[3].CacheKey == got[1].CacheKey {
+		t.Errorf("requests with and without penalties share the cache key %s", got[1].CacheKey)
 	}
 	all, errs, err := llm.GenerateAll(ctx, gen, reqs, 2, 2)
 	if err != nil {

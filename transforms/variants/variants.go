@@ -21,6 +21,8 @@ type Spec struct {
 	TempA     float64 // variant A temperature (spec: 0.7)
 	TempB     float64 // variant B temperature (spec: 0.9)
 	TopP      float64
+	// PresencePenalty and FrequencyPenalty (OpenAI semantics, 0 = off) for both variants.
+	PresencePenalty, FrequencyPenalty float64
 }
 
 // DefaultSpec returns the spec's settings (PIPELINE.md §3.1).
@@ -41,7 +43,7 @@ func (s Spec) Validate() error {
 	case !(s.TopP > 0 && s.TopP <= 1):
 		return fmt.Errorf("--top_p must lie in (0, 1], got %g", s.TopP)
 	}
-	return nil
+	return llm.ValidatePenalties(s.PresencePenalty, s.FrequencyPenalty)
 }
 
 // Request is one generation request of a prompt.
@@ -58,6 +60,7 @@ func Requests(s Spec, p schemas.Persona, pr schemas.Prompt) [2]Request {
 		return Request{Variant: v, GenerateRequest: llm.GenerateRequest{
 			Model: s.Model, System: system, User: pr.Request,
 			Temperature: temp, TopP: s.TopP, MaxTokens: s.MaxTokens,
+			PresencePenalty: s.PresencePenalty, FrequencyPenalty: s.FrequencyPenalty,
 			Seed: DeriveSeed(s.Seed, pr.PromptID, v),
 		}}
 	}

@@ -26,7 +26,7 @@ func prompt(id, personaID string) schemas.Prompt {
 }
 
 func TestRequests(t *testing.T) {
-	spec := Spec{Model: "sft", MaxTokens: 768, Seed: 7, TempA: 0.7, TempB: 0.9, TopP: 0.95}
+	spec := Spec{Model: "sft", MaxTokens: 768, Seed: 7, TempA: 0.7, TempB: 0.9, TopP: 0.95, PresencePenalty: 1.5, FrequencyPenalty: 0.2}
 	for _, id := range []string{"persona_a_korean_spicy", "persona_b_indian_veg", "persona_e_mexican_vegan"} {
 		t.Run(id, func(t *testing.T) {
 			p := persona(t, id)
@@ -56,9 +56,11 @@ func TestRequests(t *testing.T) {
 				if r.User != pr.Request {
 					t.Errorf("reqs[%d] (%s).User: got %q, want %q", i, w.variant, r.User, pr.Request)
 				}
-				if r.Model != spec.Model || r.MaxTokens != spec.MaxTokens || r.TopP != spec.TopP {
-					t.Errorf("reqs[%d] (%s): got model %q, max_tokens %d, top_p %g; want %q, %d, %g",
-						i, w.variant, r.Model, r.MaxTokens, r.TopP, spec.Model, spec.MaxTokens, spec.TopP)
+				if r.Model != spec.Model || r.MaxTokens != spec.MaxTokens || r.TopP != spec.TopP ||
+					r.PresencePenalty != spec.PresencePenalty || r.FrequencyPenalty != spec.FrequencyPenalty {
+					t.Errorf("reqs[%d] (%s): got model %q, max_tokens %d, top_p %g, penalties %g/%g; want %q, %d, %g, %g/%g",
+						i, w.variant, r.Model, r.MaxTokens, r.TopP, r.PresencePenalty, r.FrequencyPenalty,
+						spec.Model, spec.MaxTokens, spec.TopP, spec.PresencePenalty, spec.FrequencyPenalty)
 				}
 				if ws := DeriveSeed(spec.Seed, pr.PromptID, w.variant); r.Seed != ws {
 					t.Errorf("reqs[%d] (%s).Seed: got %d, want DeriveSeed(%d, %q, %q) = %d",
@@ -243,6 +245,9 @@ func TestSpecValidate(t *testing.T) {
 		{"zero top_p", func(s *Spec) { s.TopP = 0 }, "--top_p"},
 		{"top_p above 1", func(s *Spec) { s.TopP = 1.5 }, "--top_p"},
 		{"NaN top_p", func(s *Spec) { s.TopP = math.NaN() }, "--top_p"},
+		{"penalties at the range ends", func(s *Spec) { s.PresencePenalty, s.FrequencyPenalty = 2, -2 }, ""},
+		{"presence penalty above 2", func(s *Spec) { s.PresencePenalty = 2.1 }, "--presence_penalty"},
+		{"NaN frequency penalty", func(s *Spec) { s.FrequencyPenalty = math.NaN() }, "--frequency_penalty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

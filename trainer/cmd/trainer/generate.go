@@ -32,6 +32,8 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	maxNew := fs.Int("max_new_tokens", 256, "tokens to generate at most")
 	temp := fs.Float64("temperature", 0, "sampling temperature (0 = greedy)")
 	topP := fs.Float64("top_p", 1, "nucleus sampling top_p")
+	presence := fs.Float64("presence_penalty", 0, "OpenAI presence penalty in [-2, 2] on tokens the completion already holds (0 = off)")
+	frequency := fs.Float64("frequency_penalty", 0, "OpenAI frequency penalty in [-2, 2], per earlier occurrence (0 = off)")
 	seed := fs.Int64("seed", 42, "sampling seed")
 	batch := fs.Int("batch_size", generate.DefaultMaxBatch, "prompts decoded together")
 	if err := parse(fs, args); err != nil {
@@ -39,6 +41,11 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if _, err := newLogger(stderr, *level); err != nil {
 		return err
+	}
+	opts := generate.Options{MaxNewTokens: *maxNew, Temperature: *temp, TopP: *topP,
+		PresencePenalty: *presence, FrequencyPenalty: *frequency, Seed: *seed, StopStrings: []string{schemas.ChatMLEnd}}
+	if err := opts.Validate(); err != nil {
+		return flagError{err}
 	}
 	var requests []string
 	switch {
@@ -78,8 +85,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for i, r := range requests {
 		prompts[i] = chatml.Prompt(*system, r)
 	}
-	res, err := g.Generate(ctx, prompts, generate.Options{MaxNewTokens: *maxNew, Temperature: *temp, TopP: *topP,
-		Seed: *seed, StopStrings: []string{schemas.ChatMLEnd}})
+	res, err := g.Generate(ctx, prompts, opts)
 	if err != nil {
 		return err
 	}
