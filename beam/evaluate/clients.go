@@ -56,7 +56,8 @@ func (m *models) generator(persona string) (llm.Generator, string, error) {
 	if g, ok := m.local[persona]; ok {
 		return g, persona, nil
 	}
-	lc := localgen.Config{ModelDir: m.cfg.ModelDir, Tokenizer: m.cfg.Tokenizer, SFTAdapter: m.cfg.SFTAdapter, Backend: m.cfg.Backend}
+	lc := localgen.Config{ModelDir: m.cfg.ModelDir, Tokenizer: m.cfg.Tokenizer, SFTAdapter: m.cfg.SFTAdapter, Backend: m.cfg.Backend,
+		Replicas: m.cfg.Replicas}
 	if persona != "" {
 		lc.Adapter = m.cfg.AdapterDir(persona)
 	}

@@ -48,6 +48,9 @@ type GeneratorConfig struct {
 	// DecodeBatch is how many requests to one local model are decoded together
 	// (llm.GenerateAll); answers do not depend on it.
 	DecodeBatch int
+	// Replicas is how many copies of each local model a worker loads, to decode that many
+	// batches at once (localgen.Config.Replicas); answers do not depend on it.
+	Replicas int
 }
 
 // DPOModel is the endpoint model name of a persona's DPO adapter.
@@ -113,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if g.DecodeBatch < 1 {
 		errs = append(errs, fmt.Errorf("--generator_batch (%d) must be ≥ 1", g.DecodeBatch))
+	}
+	if g.Replicas < 1 {
+		errs = append(errs, fmt.Errorf("--generator_replicas (%d) must be ≥ 1", g.Replicas))
 	}
 	if g.MaxTokens <= 0 || !(g.Temperature >= 0 && g.Temperature <= 2) {
 		errs = append(errs, fmt.Errorf("--max_tokens must be > 0 and --temperature in [0, 2]; got %d, %g", g.MaxTokens, g.Temperature))

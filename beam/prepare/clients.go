@@ -18,7 +18,8 @@ func newGenerator(_ context.Context, c GeneratorConfig, cacheRoot string, noCach
 		caller := llm.Shared(callerGenerator, c.Limits, llm.RunCache(cacheRoot, noCache))
 		return llm.NewOpenAIGenerator(c.URL, os.Getenv(EnvGeneratorKey), caller), caller, nil
 	case GeneratorLocal:
-		m, err := localgen.Shared(localgen.Config{ModelDir: c.ModelDir, Tokenizer: c.Tokenizer, SFTAdapter: c.SFTAdapter, Backend: c.Backend})
+		m, err := localgen.Shared(localgen.Config{ModelDir: c.ModelDir, Tokenizer: c.Tokenizer, SFTAdapter: c.SFTAdapter,
+			Backend: c.Backend, Replicas: c.Replicas})
 		if err != nil {
 			return nil, nil, err
 		}

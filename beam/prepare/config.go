@@ -49,6 +49,9 @@ type GeneratorConfig struct {
 	// DecodeBatch is how many requests of a fan-out batch the local model decodes together
 	// (llm.GenerateAll); answers do not depend on it. Remote endpoints get one call each.
 	DecodeBatch int
+	// Replicas is how many copies of the local model a worker loads, to decode that many
+	// batches at once (localgen.Config.Replicas); answers do not depend on it.
+	Replicas int
 }
 
 // LabelerConfig selects and configures the preference judge.
@@ -102,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.Generator.DecodeBatch < 1 {
 		errs = append(errs, fmt.Errorf("--generator_batch (%d) must be ≥ 1", c.Generator.DecodeBatch))
+	}
+	if c.Generator.Replicas < 1 {
+		errs = append(errs, fmt.Errorf("--generator_replicas (%d) must be ≥ 1", c.Generator.Replicas))
 	}
 	if c.Generator.Kind == GeneratorOpenAI && c.Generator.URL == "" {
 		errs = append(errs, errors.New("--generator_url is empty; point it at an OpenAI-compatible server (e.g. vLLM: http://host:8000/v1)"))

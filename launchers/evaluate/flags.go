@@ -20,6 +20,7 @@ type options struct {
 	Temperature, TopP                                     float64
 	PresencePenalty, FrequencyPenalty                     float64
 	DecodeBatch                                           int
+	Replicas                                              int
 	MaxTokens                                             int
 	Seed                                                  int64
 	GenLimits                                             llm.Limits
@@ -56,6 +57,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.AdaptersDir, "adapters_dir", "trained_models", "local: directory of trained adapters <persona>_v<version>")
 	fs.StringVar(&o.Version, "version", "1.0", "local: adapter version")
 	fs.IntVar(&o.DecodeBatch, "generator_batch", 8, "local: requests a model decodes together (answers do not depend on it)")
+	fs.IntVar(&o.Replicas, "generator_replicas", 1, "local: copies of each model per worker, decoding that many batches at once (one per CPU core helps; memory grows with it; answers do not depend on it)")
 	fs.StringVar(&o.Backend, "backend", "", "local: GoMLX backend (default $GOMLX_BACKEND or the pure-Go CPU backend)")
 	fs.Float64Var(&o.Temperature, "temperature", 0, "sampling temperature for both models (0 = greedy, reproducible)")
 	fs.Float64Var(&o.TopP, "top_p", 1, "nucleus sampling top_p")

@@ -175,6 +175,7 @@ func TestEvaluateBadInput(t *testing.T) {
 		{[]string{"--test_cases", filepath.Join(t.TempDir(), "nope.yaml")}, "nope.yaml"},
 		{[]string{"--generator_batch", "0"}, "--generator_batch (0) must be ≥ 1"},
 		{[]string{"--presence_penalty", "3"}, "--presence_penalty (3) must be in [-2, 2]"},
+		{[]string{"--generator_replicas", "0"}, "--generator_replicas (0) must be ≥ 1"},
 		{[]string{"--frequency_penalty", "-2.5"}, "--frequency_penalty (-2.5) must be in [-2, 2]"},
 	}
 	for _, tc := range tests {

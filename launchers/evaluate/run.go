@@ -83,7 +83,7 @@ func buildConfig(o *options, now time.Time) (evaluate.Config, error) {
 			ModelDir: o.ModelDir, Tokenizer: o.Tokenizer, SFTAdapter: o.SFTAdapter, AdaptersDir: o.AdaptersDir, Version: o.Version,
 			Backend: o.Backend, Temperature: o.Temperature, TopP: o.TopP, MaxTokens: o.MaxTokens, Seed: o.Seed, Limits: gen,
 			PresencePenalty: o.PresencePenalty, FrequencyPenalty: o.FrequencyPenalty,
-			DecodeBatch: o.DecodeBatch},
+			DecodeBatch: o.DecodeBatch, Replicas: o.Replicas},
 		Judge: evaluate.JudgeConfig{Kind: o.Judge, Backend: o.GeminiBackend, Project: *gcpopts.Project, Location: o.Location,
 			Model: o.GeminiModel, BaseURL: o.GeminiURL, Limits: judge},
 		BatchSize: o.BatchSize, NoCache: o.NoCache,

@@ -61,6 +61,7 @@ func TestBadInput(t *testing.T) {
 		{"no generator url", []string{"--generator_url", ""}, []string{"--generator_url"}},
 		{"zero decode batch", []string{"--generator_batch", "0"}, []string{"--generator_batch (0) must be ≥ 1"}},
 		{"presence penalty", []string{"--presence_penalty", "2.5"}, []string{"--presence_penalty (2.5) must be in [-2, 2]"}},
+		{"no model copies", []string{"--generator_replicas", "0"}, []string{"--generator_replicas (0) must be ≥ 1"}},
 		{"frequency penalty", []string{"--frequency_penalty", "NaN"}, []string{"--frequency_penalty (NaN) must be in [-2, 2]"}},
 	}
 	for _, tc := range tests {

@@ -34,6 +34,7 @@ type options struct {
 	GenLimits      llm.Limits
 	ModelDir       string
 	DecodeBatch    int
+	Replicas       int
 	Tokenizer      string
 	SFTAdapter     string
 	Backend        string
@@ -68,6 +69,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.Tokenizer, "tokenizer", "", "--generator=local: tokenizer.json (default <model_dir>/tokenizer.json)")
 	fs.StringVar(&o.SFTAdapter, "sft_adapter", "", "--generator=local: PEFT SFT adapter merged into the model (optional)")
 	fs.IntVar(&o.DecodeBatch, "generator_batch", 8, "--generator=local: requests the model decodes together (answers do not depend on it)")
+	fs.IntVar(&o.Replicas, "generator_replicas", 1, "--generator=local: copies of the model per worker, decoding that many batches at once (one per CPU core helps; memory grows with it; answers do not depend on it)")
 	fs.StringVar(&o.Backend, "backend", "", "--generator=local: GoMLX backend (default $GOMLX_BACKEND or the pure-Go CPU backend)")
 	fs.StringVar(&o.GeneratorURL, "generator_url", "", "generator base URL, e.g. http://localhost:8000/v1 for vLLM")
 	fs.StringVar(&o.GeneratorModel, "generator_model", spec.Model, "generator model; with vLLM the LoRA adapter name (e.g. sft)")

@@ -28,27 +28,50 @@ type Config struct {
 	Adapter    string // PEFT adapter merged on top, e.g. trained_models/<persona>_v1.0 (optional)
 	Backend    string // GoMLX backend ("" = $GOMLX_BACKEND or the pure-Go one)
 	MaxBatch   int    // prompts decoded together (0 = generate's default)
+	// Replicas is how many copies of the model are loaded (0 means 1): each decodes one
+	// batch at a time, so concurrent calls run on that many copies at once. A generate.Generator
+	// decodes one batch at a time, and one small decode step does not keep more than about
+	// one CPU core busy, so on a CPU the demo loads one copy per core. Memory grows with it.
+	Replicas int
 }
 
-// Model is a loaded model ready to generate. Its methods are safe for concurrent use
-// (generation is serialized inside).
+// Model is a loaded model ready to generate: one or more identical copies (Config.Replicas).
+// Its methods are safe for concurrent use; each call decodes on a free copy.
 type Model struct {
-	gen  *generate.Generator
-	name string // content identity, for cache keys
+	free chan *generate.Generator // the copies not decoding now
+	name string                   // content identity, for cache keys
 }
 
-// Load reads the model and merges its adapters (generate.Load); executors compile on first
-// use.
+// Load reads the model and merges its adapters (generate.Load), Replicas times; executors
+// compile on first use.
 func Load(c Config) (*Model, error) {
-	g, digest, err := generate.Load(generate.Model{ModelDir: c.ModelDir, Tokenizer: c.Tokenizer,
-		SFTAdapter: c.SFTAdapter, Adapter: c.Adapter, Backend: c.Backend})
-	if err != nil {
-		return nil, fmt.Errorf("localgen: %w", err)
+	n := max(1, c.Replicas)
+	m := &Model{free: make(chan *generate.Generator, n)}
+	for range n {
+		g, digest, err := generate.Load(generate.Model{ModelDir: c.ModelDir, Tokenizer: c.Tokenizer,
+			SFTAdapter: c.SFTAdapter, Adapter: c.Adapter, Backend: c.Backend})
+		if err != nil {
+			return nil, fmt.Errorf("localgen: %w", err)
+		}
+		if c.MaxBatch > 0 {
+			g.MaxBatch = c.MaxBatch
+		}
+		m.name = "local:" + digest[:16]
+		m.free <- g
 	}
-	if c.MaxBatch > 0 {
-		g.MaxBatch = c.MaxBatch
+	return m, nil
+}
+
+// generate decodes reqs on a free copy of the model, waiting for one.
+func (m *Model) generate(ctx context.Context, reqs []generate.Request, o generate.Options) ([]generate.Result, error) {
+	var g *generate.Generator
+	select {
+	case g = <-m.free:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return &Model{gen: g, name: "local:" + digest[:16]}, nil
+	defer func() { m.free <- g }()
+	return g.GenerateRequests(ctx, reqs, o)
 }
 
 type entry struct {
@@ -122,7 +145,7 @@ func (g generator) GenerateBatch(ctx context.Context, reqs []llm.GenerateRequest
 				TopP: topP(reqs[i].TopP), Seed: reqs[i].Seed,
 				PresencePenalty: reqs[i].PresencePenalty, FrequencyPenalty: reqs[i].FrequencyPenalty}
 		}
-		res, err := g.m.gen.GenerateRequests(ctx, rs, generate.Options{StopStrings: []string{schemas.ChatMLEnd}, Adapter: llama.AdapterOff})
+		res, err := g.m.generate(ctx, rs, generate.Options{StopStrings: []string{schemas.ChatMLEnd}, Adapter: llama.AdapterOff})
 		if err != nil {
 			return nil, err
 		}

@@ -2,8 +2,11 @@ package localgen
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/pantrypilot/recipe-dpo/trainer/generate"
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
 	"github.com/pantrypilot/recipe-dpo/transforms/llm"
 	"github.com/pantrypilot/recipe-dpo/transforms/localgen/localgentest"
@@ -143,4 +146,57 @@ func TestGenerateBatch(t *testing.T) {
 			t.Errorf("GenerateAll request %d: %+v, %v; want the cached %q", i, all[i], errs[i], want[i].Text)
 		}
 	}
+}
+
+// TestReplicas: a model loaded twice decodes two batches at once, and every answer is the
+// one a single copy gives; a cancelled call waiting for a free copy returns.
+func TestReplicas(t *testing.T) {
+	dir, _ := localgentest.TinyModelDir(t)
+	ctx := context.Background()
+	one, err := Load(Config{ModelDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := Load(Config{ModelDir: dir, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Name() != two.Name() || cap(two.free) != 2 {
+		t.Fatalf("replicated model: name %s and %d copies, want %s and 2", two.Name(), cap(two.free), one.Name())
+	}
+	limits := llm.Limits{RPM: 1e6, Concurrency: 4, Timeout: 60e9, MaxBackoff: 1e9}
+	var reqs []llm.GenerateRequest
+	for i := range 8 {
+		reqs = append(reqs, llm.GenerateRequest{System: "You are a cook.", User: fmt.Sprintf("Dinner idea number %d?", i),
+			Temperature: 0.8, TopP: 1, MaxTokens: 10, Seed: int64(i), PresencePenalty: 0.5})
+	}
+	c1, _ := llm.NewCaller("one", limits, nil)
+	want, errs, err := llm.GenerateAll(ctx, NewGenerator(one, c1), reqs, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := llm.NewCaller("two", limits, nil)
+	got, errs2, err := llm.GenerateAll(ctx, NewGenerator(two, c2), reqs, 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range reqs {
+		if errs[i] != nil || errs2[i] != nil {
+			t.Fatalf("request %d: %v, %v", i, errs[i], errs2[i])
+		}
+		if got[i].Text != want[i].Text || got[i].CompletionTokens != want[i].CompletionTokens {
+			t.Errorf("request %d: two copies gave %q (%d tokens), one copy %q (%d)", i, got[i].Text, got[i].CompletionTokens,
+				want[i].Text, want[i].CompletionTokens)
+		}
+	}
+
+	// Both copies busy: a call whose context ends while it waits gives up.
+	a, b := <-two.free, <-two.free
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := two.generate(cctx, nil, generate.Options{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("waiting for a free copy under a cancelled context: got %v, want context.Canceled", err)
+	}
+	two.free <- a
+	two.free <- b
 }
