@@ -23,17 +23,22 @@ type options struct {
 	SFTBatch, SFTMaxLen               int
 
 	// Data preparation, DPO and evaluation.
-	Count           int // prompts per persona
-	TempA, TempB    float64
-	MaxTokens       int
-	DPOEpochs       int
-	DPOLearningRate float64
-	DPOBeta         float64
-	RPOAlpha        float64
-	LoRAR           int
-	TargetModules   string
-	Personas        string
-	TestCases       string
+	Count        int // prompts per persona
+	TempA, TempB float64
+	MaxTokens    int
+	Replicas     int // model copies prepare and evaluate decode on
+	// Decoding penalties of prepare and evaluate (OpenAI semantics, both models alike).
+	PresencePenalty, FrequencyPenalty float64
+	DPOEpochs                         int
+	DPOLearningRate                   float64
+	DPOBeta                           float64
+	DPOLossType                       string
+	LabelSmoothing                    float64
+	RPOAlpha                          float64
+	LoRAR                             int
+	TargetModules                     string
+	Personas                          string
+	TestCases                         string
 }
 
 func registerFlags(fs *flag.FlagSet) *options {
@@ -59,13 +64,21 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.IntVar(&o.SFTBatch, "sft_batch_size", 16, "SFT sequences per step")
 	fs.IntVar(&o.SFTMaxLen, "sft_max_length", 512, "SFT max tokens per sequence")
 
-	fs.IntVar(&o.Count, "count", 60, "prompts per persona for the data-preparation job (spec: 500)")
+	fs.IntVar(&o.Count, "count", 120, "prompts per persona for the data-preparation job (spec: 500)")
 	fs.Float64Var(&o.TempA, "temperature_a", 0.7, "variant A sampling temperature in prepare (spec: 0.7)")
 	fs.Float64Var(&o.TempB, "temperature_b", 0.9, "variant B sampling temperature in prepare (spec: 0.9)")
 	fs.IntVar(&o.MaxTokens, "max_tokens", 200, "max tokens per generated recipe")
+	fs.IntVar(&o.Replicas, "generator_replicas", 2, "copies of the model prepare and evaluate decode on at once (one per CPU core)")
+	// Greedy decoding makes the tiny model list one ingredient again and again; the largest
+	// presence penalty the OpenAI API allows stops that without breaking the JSON (a
+	// frequency penalty of 1 already does: it grows with every "name" key).
+	fs.Float64Var(&o.PresencePenalty, "presence_penalty", 2, "presence penalty of every generation in prepare and evaluate, both models alike (OpenAI semantics, [-2, 2])")
+	fs.Float64Var(&o.FrequencyPenalty, "frequency_penalty", 0, "frequency penalty of every generation in prepare and evaluate (OpenAI semantics, [-2, 2])")
 	fs.IntVar(&o.DPOEpochs, "dpo_epochs", 5, "DPO epochs (spec: 3; the tiny model has few pairs)")
 	fs.Float64Var(&o.DPOLearningRate, "dpo_learning_rate", 1e-3, "DPO learning rate (tiny model; spec for 3B: 5e-5)")
 	fs.Float64Var(&o.DPOBeta, "dpo_beta", 0.1, "DPO β")
+	fs.StringVar(&o.DPOLossType, "dpo_loss_type", "sigmoid", "DPO loss: sigmoid, ipo, hinge or robust (trainer --loss_type)")
+	fs.Float64Var(&o.LabelSmoothing, "dpo_label_smoothing", 0.1, "ε of the sigmoid (cDPO) and robust losses: the share of preference labels assumed flipped (trainer --label_smoothing)")
 	fs.Float64Var(&o.RPOAlpha, "rpo_alpha", 0, "weight of the chosen-completion NLL added to the DPO loss (trainer --rpo_alpha)")
 	fs.IntVar(&o.LoRAR, "lora_r", 16, "LoRA rank for DPO")
 	fs.StringVar(&o.TargetModules, "target_modules", "q_proj,k_proj,v_proj,o_proj", "projections the DPO adapters train")

@@ -30,6 +30,10 @@ func run(ctx context.Context, o *options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if o.SFTBatch < 1 || (o.SFTBatch > 4 && o.SFTBatch%4 != 0) {
+		// The SFT run accumulates micro-batches of 4 (see sftModel).
+		return fmt.Errorf("--sft_batch_size (%d) must be 1 to 4 or a multiple of 4", o.SFTBatch)
+	}
 	for _, b := range []string{"trainer", "prepare", "evaluate"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, b)); err != nil {
 			return fmt.Errorf("%s/%s is missing: run `make demo` (it builds the binaries) or `make build-bins`", o.Bin, b)
@@ -139,9 +143,11 @@ func (d *demo) sftModel(ctx context.Context) error {
 		return err
 	}
 	runs := filepath.Join(work, "runs")
+	// Micro-batches of up to 4 sequences, accumulated to the step's --sft_batch_size.
+	micro := min(4, o.SFTBatch)
 	if err := d.exec(ctx, "trainer", "train", "--mode", "sft", "--full", "--persona", sftcorpus.CorpusID, "--data_root", work,
 		"--model_dir", base, "--output_dir", runs, "--epochs", fmt.Sprint(o.SFTEpochs), "--learning_rate", fmt.Sprint(o.SFTLearningRate),
-		"--batch_size", fmt.Sprint(o.SFTBatch/4), "--grad_accum", "4", "--max_length", fmt.Sprint(o.SFTMaxLen), "--max_prompt_length", fmt.Sprint(o.SFTMaxLen/2),
+		"--batch_size", fmt.Sprint(micro), "--grad_accum", fmt.Sprint(o.SFTBatch/micro), "--max_length", fmt.Sprint(o.SFTMaxLen), "--max_prompt_length", fmt.Sprint(o.SFTMaxLen/2),
 		"--warmup_ratio", "0.05", "--seed", fmt.Sprint(o.Seed), "--logging_steps", "20", "--save_steps", "0"); err != nil {
 		return err
 	}
@@ -156,15 +162,16 @@ func (d *demo) prepare(ctx context.Context) error {
 	o := d.o
 	return d.exec(ctx, "prepare", "--output", o.Out, "--generator", "local", "--model_dir", d.modelDir,
 		"--labeler", "rules", "--persona", d.ids(), "--count", fmt.Sprint(o.Count), "--seed", fmt.Sprint(o.Seed),
-		"--max_tokens", fmt.Sprint(o.MaxTokens), "--generator_concurrency", "2", "--timeout", "10m",
-		"--temperature_a", fmt.Sprint(o.TempA), "--temperature_b", fmt.Sprint(o.TempB))
+		"--max_tokens", fmt.Sprint(o.MaxTokens), "--generator_concurrency", d.concurrency(), "--generator_replicas", fmt.Sprint(o.Replicas), "--timeout", "10m",
+		"--temperature_a", fmt.Sprint(o.TempA), "--temperature_b", fmt.Sprint(o.TempB),
+		"--presence_penalty", fmt.Sprint(o.PresencePenalty), "--frequency_penalty", fmt.Sprint(o.FrequencyPenalty))
 }
 
 func (d *demo) dpo(ctx context.Context) error {
 	o := d.o
 	return d.exec(ctx, "trainer", "train-all", "--mode", "dpo", "--data_root", o.Out, "--model_dir", d.modelDir,
 		"--output_dir", filepath.Join(o.Out, "trained_models"), "--epochs", fmt.Sprint(o.DPOEpochs),
-		"--learning_rate", fmt.Sprint(o.DPOLearningRate), "--beta", fmt.Sprint(o.DPOBeta), "--rpo_alpha", fmt.Sprint(o.RPOAlpha), "--lora_r", fmt.Sprint(o.LoRAR),
+		"--learning_rate", fmt.Sprint(o.DPOLearningRate), "--beta", fmt.Sprint(o.DPOBeta), "--loss_type", o.DPOLossType, "--label_smoothing", fmt.Sprint(o.LabelSmoothing), "--rpo_alpha", fmt.Sprint(o.RPOAlpha), "--lora_r", fmt.Sprint(o.LoRAR),
 		"--lora_alpha", fmt.Sprint(o.LoRAR), "--target_modules", o.TargetModules, "--batch_size", "4", "--grad_accum", "1", "--seed", fmt.Sprint(o.Seed),
 		"--logging_steps", "5", "--save_steps", "0")
 }
@@ -174,12 +181,17 @@ func (d *demo) evaluate(ctx context.Context) error {
 	args := []string{"--output", o.Out, "--run_id", fmt.Sprintf("demo-seed%d", o.Seed), "--generator", "local",
 		"--model_dir", d.modelDir, "--adapters_dir", filepath.Join(o.Out, "trained_models"), "--judge", "rules",
 		"--persona", d.ids(), "--max_tokens", fmt.Sprint(o.MaxTokens), "--seed", fmt.Sprint(o.Seed),
-		"--generator_concurrency", "2", "--timeout", "10m"}
+		"--generator_concurrency", d.concurrency(), "--generator_replicas", fmt.Sprint(o.Replicas), "--timeout", "10m",
+		"--presence_penalty", fmt.Sprint(o.PresencePenalty), "--frequency_penalty", fmt.Sprint(o.FrequencyPenalty)}
 	if o.TestCases != "" {
 		args = append(args, "--test_cases", o.TestCases)
 	}
 	return d.exec(ctx, "evaluate", args...)
 }
+
+// concurrency is the generator concurrency of prepare and evaluate: enough batches in flight
+// to keep every model copy busy.
+func (d *demo) concurrency() string { return fmt.Sprint(max(2, d.o.Replicas)) }
 
 // exec runs one of the project's binaries with the demo's output attached.
 func (d *demo) exec(ctx context.Context, bin string, args ...string) error {
