@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/trainer/llama"
+	"github.com/pantrypilot/recipe-dpo/transforms/llm"
 	"github.com/pantrypilot/recipe-dpo/transforms/sftcorpus"
 )
 
@@ -30,9 +33,8 @@ func run(ctx context.Context, o *options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if o.SFTBatch < 1 || (o.SFTBatch > 4 && o.SFTBatch%4 != 0) {
-		// The SFT run accumulates micro-batches of 4 (see sftModel).
-		return fmt.Errorf("--sft_batch_size (%d) must be 1 to 4 or a multiple of 4", o.SFTBatch)
+	if err := o.validate(); err != nil {
+		return err
 	}
 	for _, b := range []string{"trainer", "prepare", "evaluate"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, b)); err != nil {
@@ -187,6 +189,27 @@ func (d *demo) evaluate(ctx context.Context) error {
 		args = append(args, "--test_cases", o.TestCases)
 	}
 	return d.exec(ctx, "evaluate", args...)
+}
+
+// validate checks, before any phase runs, the settings a later phase would refuse only after
+// the SFT model and the prepare job had taken minutes; each message names the demo flag.
+func (o *options) validate() error {
+	var errs []error
+	if o.SFTBatch < 1 || (o.SFTBatch > 4 && o.SFTBatch%4 != 0) {
+		// The SFT run accumulates micro-batches of 4 (see sftModel).
+		errs = append(errs, fmt.Errorf("--sft_batch_size (%d) must be 1 to 4 or a multiple of 4", o.SFTBatch))
+	}
+	if o.Replicas < 1 {
+		errs = append(errs, fmt.Errorf("--generator_replicas (%d) must be ≥ 1", o.Replicas))
+	}
+	if err := llm.ValidatePenalties(o.PresencePenalty, o.FrequencyPenalty); err != nil {
+		errs = append(errs, err)
+	}
+	dpo := llama.DPOConfig{Beta: o.DPOBeta, LossType: llama.LossType(o.DPOLossType), LabelSmoothing: o.LabelSmoothing, RPOAlpha: o.RPOAlpha}
+	if err := dpo.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--dpo_beta, --dpo_loss_type, --dpo_label_smoothing, --rpo_alpha: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // concurrency is the generator concurrency of prepare and evaluate: enough batches in flight

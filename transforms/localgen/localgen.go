@@ -28,10 +28,9 @@ type Config struct {
 	Adapter    string // PEFT adapter merged on top, e.g. trained_models/<persona>_v1.0 (optional)
 	Backend    string // GoMLX backend ("" = $GOMLX_BACKEND or the pure-Go one)
 	MaxBatch   int    // prompts decoded together (0 = generate's default)
-	// Replicas is how many copies of the model are loaded (0 means 1): each decodes one
-	// batch at a time, so concurrent calls run on that many copies at once. A generate.Generator
-	// decodes one batch at a time, and one small decode step does not keep more than about
-	// one CPU core busy, so on a CPU the demo loads one copy per core. Memory grows with it.
+	// Replicas is how many copies of the model are loaded (0 means 1). A copy decodes one
+	// batch at a time and, on the CPU backend, keeps about one core busy, so concurrent calls
+	// run on that many copies at once: one per core on a CPU. Memory grows with it.
 	Replicas int
 }
 
