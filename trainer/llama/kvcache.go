@@ -147,6 +147,7 @@ func (m *Model) cachedAttention(scope *model.Scope, x *Node, kv *cachedKV, adapt
 	rope := pos.NewRoPEWithCosSin(kv.cos, kv.sin)                 // per-row positions
 	q = rope.Encode(q, 1)                                         // [B, T, N, D]
 	kk = rope.Encode(kk, 1)                                       // [B, T, K, D]
+	q = MulScalar(q, 1/math.Sqrt(float64(d)))                     // scaled as in [Model.Attention]
 
 	// Scatter without DynamicUpdateSlice: each slot gets at most one term of the one-hot
 	// product, so the written values are exact; Where keeps the other slots untouched.
@@ -159,7 +160,6 @@ func (m *Model) cachedAttention(scope *model.Scope, x *Node, kv *cachedKV, adapt
 	qg := TransposeAllAxes(Reshape(q, b, t, k, grp, d), 0, 2, 3, 1, 4) // [B, K, G, T, D]
 	scores := Einsum("bkgtd,bkdl->bkgtl", qg, kv.keys)                 // [B, K, G, T, L]
 	scores.AssertDims(b, k, grp, t, capacity)
-	scores = MulScalar(scores, 1/math.Sqrt(float64(d)))
 	mask := BroadcastToDims(Reshape(kv.allowed, b, 1, 1, t, capacity), b, k, grp, t, capacity) // [B, K, G, T, L]
 	scores = Where(mask, scores, Scalar(g, scores.DType(), lowestFinite(scores.DType())))
 	probs := Softmax(scores, -1)                         // [B, K, G, T, L]

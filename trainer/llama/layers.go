@@ -131,17 +131,30 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, allowed *Node, adapte
 	q = rope.Encode(q, 1)   // [B, S, N, D]
 	kk = rope.Encode(kk, 1) // [B, S, K, D]
 
-	qg := Reshape(q, b, s, k, grp, d)             // [B, S, K, G, D]
-	scores := Einsum("bqkgd,btkd->bkgqt", qg, kk) // [B, K, G, S(q), S(t)]
+	// Head-major layouts, so that both products below and their gradients are batched matmuls
+	// GoMLX's Go backend runs as they are (batch axes leading, contracting axes trailing or
+	// right after the batch): with the einsum layouts it transposed the [B, K, G, S, S] scores,
+	// the largest tensors of the step, element by element, forward and backward. Every
+	// transpose left swaps axes 1 and 2 of a rank-4 tensor (as does its gradient), which the
+	// backend does with a fast row-copying kernel. Query head n is n = k·G + g.
+	// The 1/√D scale goes on the queries rather than on the S times larger scores.
+	q = MulScalar(q, 1/math.Sqrt(float64(d)))                                  // [B, S, N, D]
+	qh := Reshape(TransposeAllAxes(q, 0, 2, 1, 3), b, k, grp, s, d)            // [B, K, G, S, D]
+	kh := TransposeAllAxes(kk, 0, 2, 1, 3)                                     // [B, K, S(t), D]
+	vh := TransposeAllAxes(v, 0, 2, 1, 3)                                      // [B, K, S(t), D]
+	scores := DotGeneral(qh, []int{4}, []int{0, 1}, kh, []int{3}, []int{0, 1}) // [B, K, G, S(q), S(t)]
 	scores.AssertDims(b, k, grp, s, s)
-	scores = MulScalar(scores, 1/math.Sqrt(float64(d)))
-	mask := BroadcastToDims(Reshape(allowed, b, 1, 1, s, s), b, k, grp, s, s) // [B, K, G, S, S]
-	scores = Where(mask, scores, Scalar(x.Graph(), scores.DType(), lowestFinite(scores.DType())))
-	probs := Softmax(scores, -1)                 // [B, K, G, S(q), S(t)]
-	out := Einsum("bkgqt,btkd->bqkgd", probs, v) // [B, S, K, G, D]
-	out.AssertDims(b, s, k, grp, d)
-	out = Reshape(out, b, s, n*d)                                             // [B, S, N·D]
-	return m.Linear(scope.At("o_proj"), "o_proj", out, c.HiddenSize, adapter) // [B, S, H]
+	// An additive mask, as transformers': a disallowed score becomes exactly the lowest finite
+	// value (a |score| < 1e31 is lost in the rounding), and the gradient of the sum is the
+	// identity, where a Where's would be one more pass over the scores.
+	g, dtype := x.Graph(), scores.DType()
+	bias := Where(allowed, ScalarZero(g, dtype), Scalar(g, dtype, lowestFinite(dtype)))  // [B, S, S]
+	scores = Add(scores, BroadcastToDims(Reshape(bias, b, 1, 1, s, s), b, k, grp, s, s)) // [B, K, G, S, S]
+	probs := Softmax(scores, -1)                                                         // [B, K, G, S(q), S(t)]
+	out := DotGeneral(probs, []int{4}, []int{0, 1}, vh, []int{2}, []int{0, 1})           // [B, K, G, S, D]
+	out = TransposeAllAxes(Reshape(out, b, n, s, d), 0, 2, 1, 3)                         // [B, S, N, D]
+	out = Reshape(out, b, s, n*d)                                                        // [B, S, N·D]
+	return m.Linear(scope.At("o_proj"), "o_proj", out, c.HiddenSize, adapter)            // [B, S, H]
 }
 
 // MLP is Llama's SwiGLU feed-forward down(silu(gate(x)) · up(x)); x and the result are [B, S, H].

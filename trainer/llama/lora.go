@@ -145,18 +145,23 @@ func (m *Model) weight(g *Graph, scope *model.Scope, name string, trainable bool
 // x is [..., in]; the result is [..., out]. Dropout applies only in training graphs.
 func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, adapter Adapter) *Node {
 	g := x.Graph()
-	in := x.Shape().Dimensions[x.Rank()-1]
-	last := x.Rank() - 1
+	dims := x.Shape().Dimensions
+	in := dims[len(dims)-1]
+	outDims := append(slices.Clone(dims[:len(dims)-1]), out)
+	// The products run on x flattened to [N, in]: the weight gradients (of the LoRA factors,
+	// and of W when the base trains) then contract the leading axis of a 2-D tensor, which
+	// GoMLX's Go backend transposes with its fast 2-D kernel rather than element by element.
+	x2 := Reshape(x, -1, in)                                // [N, in]
 	w := m.weight(g, scope, "weight", m.TrainBase, out, in) // [out, in]
-	y := DotGeneral(x, []int{last}, nil, w, []int{1}, nil)  // [..., out]
+	y := DotGeneral(x2, []int{1}, nil, w, []int{1}, nil)    // [N, out]
 	if !bool(adapter) || m.LoRA == nil || !m.LoRA.Targets(projection) {
-		return y
+		return Reshape(y, outDims...)
 	}
 	r := m.LoRA.Rank
 	a := m.weight(g, scope.At("lora_A"), "weight", true, r, in)  // [R, in]
 	b := m.weight(g, scope.At("lora_B"), "weight", true, out, r) // [out, R]
-	xd := layers.DropoutStatic(scope, x, m.LoRA.Dropout)         // [..., in]; identity unless training
-	za := DotGeneral(xd, []int{last}, nil, a, []int{1}, nil)     // [..., R]
-	zb := DotGeneral(za, []int{last}, nil, b, []int{1}, nil)     // [..., out]
-	return Add(y, MulScalar(zb, m.LoRA.Scale()))
+	xd := layers.DropoutStatic(scope, x2, m.LoRA.Dropout)        // [N, in]; identity unless training
+	za := DotGeneral(xd, []int{1}, nil, a, []int{1}, nil)        // [N, R]
+	zb := DotGeneral(za, []int{1}, nil, b, []int{1}, nil)        // [N, out]
+	return Reshape(Add(y, MulScalar(zb, m.LoRA.Scale())), outDims...)
 }
