@@ -27,6 +27,7 @@ type options struct {
 	TempA, TempB float64
 	MaxTokens    int
 	Replicas     int // model copies prepare and evaluate decode on
+	DPOParallel  int // personas the DPO phase trains at once
 	// Decoding penalties of prepare and evaluate (OpenAI semantics, both models alike).
 	PresencePenalty, FrequencyPenalty float64
 	DPOEpochs                         int
@@ -64,7 +65,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.IntVar(&o.SFTBatch, "sft_batch_size", 16, "SFT sequences per step")
 	fs.IntVar(&o.SFTMaxLen, "sft_max_length", 512, "SFT max tokens per sequence")
 
-	fs.IntVar(&o.Count, "count", 120, "prompts per persona for the data-preparation job (spec: 500)")
+	fs.IntVar(&o.Count, "count", 200, "prompts per persona for the data-preparation job (spec: 500)")
 	fs.Float64Var(&o.TempA, "temperature_a", 0.7, "variant A sampling temperature in prepare (spec: 0.7)")
 	fs.Float64Var(&o.TempB, "temperature_b", 0.9, "variant B sampling temperature in prepare (spec: 0.9)")
 	fs.IntVar(&o.MaxTokens, "max_tokens", 200, "max tokens per generated recipe")
@@ -74,12 +75,13 @@ func registerFlags(fs *flag.FlagSet) *options {
 	// frequency penalty of 1 already does: it grows with every "name" key).
 	fs.Float64Var(&o.PresencePenalty, "presence_penalty", 2, "presence penalty of every generation in prepare and evaluate, both models alike (OpenAI semantics, [-2, 2])")
 	fs.Float64Var(&o.FrequencyPenalty, "frequency_penalty", 0, "frequency penalty of every generation in prepare and evaluate (OpenAI semantics, [-2, 2])")
+	fs.IntVar(&o.DPOParallel, "dpo_parallel", 2, "personas the DPO phase trains at once (trainer train-all --parallel; one run keeps ~1.6 of 2 cores busy)")
 	fs.IntVar(&o.DPOEpochs, "dpo_epochs", 5, "DPO epochs (spec: 3; the tiny model has few pairs)")
 	fs.Float64Var(&o.DPOLearningRate, "dpo_learning_rate", 1e-3, "DPO learning rate (tiny model; spec for 3B: 5e-5)")
 	fs.Float64Var(&o.DPOBeta, "dpo_beta", 0.1, "DPO β")
 	fs.StringVar(&o.DPOLossType, "dpo_loss_type", "sigmoid", "DPO loss: sigmoid, ipo, hinge or robust (trainer --loss_type)")
 	fs.Float64Var(&o.LabelSmoothing, "dpo_label_smoothing", 0.1, "ε of the sigmoid (cDPO) and robust losses: the share of preference labels assumed flipped (trainer --label_smoothing)")
-	fs.Float64Var(&o.RPOAlpha, "rpo_alpha", 0, "weight of the chosen-completion NLL added to the DPO loss (trainer --rpo_alpha)")
+	fs.Float64Var(&o.RPOAlpha, "rpo_alpha", 0.5, "weight of the chosen-completion NLL added to the DPO loss (trainer --rpo_alpha)")
 	fs.IntVar(&o.LoRAR, "lora_r", 16, "LoRA rank for DPO")
 	fs.StringVar(&o.TargetModules, "target_modules", "q_proj,k_proj,v_proj,o_proj", "projections the DPO adapters train")
 	fs.StringVar(&o.Personas, "persona", "", "comma-separated persona ids (default: all six)")

@@ -22,6 +22,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--sft_batch_size", "0"}, "--sft_batch_size (0) must be 1 to 4 or a multiple of 4"},
 		{[]string{"--persona", "persona_z"}, "persona_z"},
 		{[]string{"--generator_replicas", "0"}, "--generator_replicas (0) must be ≥ 1"},
+		{[]string{"--dpo_parallel", "0"}, "--dpo_parallel (0) must be ≥ 1"},
 		{[]string{"--presence_penalty", "2.5"}, "--presence_penalty (2.5) must be in [-2, 2]"},
 		{[]string{"--dpo_loss_type", "kto"}, `loss_type "kto" is not supported`},
 		{[]string{"--dpo_loss_type", "hinge"}, "label_smoothing applies only to the sigmoid and robust losses"},

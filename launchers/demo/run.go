@@ -174,7 +174,7 @@ func (d *demo) dpo(ctx context.Context) error {
 	return d.exec(ctx, "trainer", "train-all", "--mode", "dpo", "--data_root", o.Out, "--model_dir", d.modelDir,
 		"--output_dir", filepath.Join(o.Out, "trained_models"), "--epochs", fmt.Sprint(o.DPOEpochs),
 		"--learning_rate", fmt.Sprint(o.DPOLearningRate), "--beta", fmt.Sprint(o.DPOBeta), "--loss_type", o.DPOLossType, "--label_smoothing", fmt.Sprint(o.LabelSmoothing), "--rpo_alpha", fmt.Sprint(o.RPOAlpha), "--lora_r", fmt.Sprint(o.LoRAR),
-		"--lora_alpha", fmt.Sprint(o.LoRAR), "--target_modules", o.TargetModules, "--batch_size", "4", "--grad_accum", "1", "--seed", fmt.Sprint(o.Seed),
+		"--lora_alpha", fmt.Sprint(o.LoRAR), "--target_modules", o.TargetModules, "--batch_size", "4", "--grad_accum", "1", "--seed", fmt.Sprint(o.Seed), "--parallel", fmt.Sprint(o.DPOParallel),
 		"--logging_steps", "5", "--save_steps", "0")
 }
 
@@ -201,6 +201,9 @@ func (o *options) validate() error {
 	}
 	if o.Replicas < 1 {
 		errs = append(errs, fmt.Errorf("--generator_replicas (%d) must be ≥ 1", o.Replicas))
+	}
+	if o.DPOParallel < 1 {
+		errs = append(errs, fmt.Errorf("--dpo_parallel (%d) must be ≥ 1", o.DPOParallel))
 	}
 	if err := llm.ValidatePenalties(o.PresencePenalty, o.FrequencyPenalty); err != nil {
 		errs = append(errs, err)

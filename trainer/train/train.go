@@ -9,12 +9,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pantrypilot/recipe-dpo/trainer/data"
 	"github.com/pantrypilot/recipe-dpo/trainer/llama"
@@ -394,15 +396,30 @@ func buildModel(store *model.Store, base *baseModel, c Config) (*llama.Model, *t
 	return m, tv, nil
 }
 
-// TrainAll trains every persona with DPO shards under c.DataRoot, one after the other, each
-// into its own <persona>_v<version> directory. c.Persona is ignored. It stops at the first
-// failure, returning the results so far.
-func TrainAll(ctx context.Context, c Config, env Env) ([]*Result, error) {
+// TrainAll trains every persona with DPO shards under c.DataRoot, each into its own
+// <persona>_v<version> directory; c.Persona is ignored. parallel personas train at once (1:
+// one after the other). Each persona's run is the same computation either way, so the
+// adapters are the same bytes; running two at once pays on a CPU, where one DPO run of a
+// small model keeps only part of the cores busy. With parallel > 1 each concurrent run gets
+// its own backend, so it needs the pure-Go one (an XLA client holds most of its device's
+// memory), and runs log their progress instead of drawing bars. At the first failure the
+// runs still going are cancelled; TrainAll returns the results of the personas that
+// finished, in persona order, and the error.
+func TrainAll(ctx context.Context, c Config, env Env, parallel int) ([]*Result, error) {
+	if parallel < 1 {
+		return nil, fmt.Errorf("train-all: parallel (%d) must be ≥ 1", parallel)
+	}
 	personas, err := data.Personas(ctx, c.DataRoot)
 	if err != nil {
 		return nil, err
 	}
-	if env.Backend == nil {
+	parallel = min(parallel, len(personas))
+	if parallel > 1 {
+		if name := backendName(c.Backend); name != "go" {
+			return nil, fmt.Errorf("train-all: --parallel %d needs the pure-Go CPU backend, not %q (each concurrent run holds its own backend; on an accelerator train one persona at a time)", parallel, name)
+		}
+		env.Progress = nil // interleaved bars are unreadable; each run logs its steps
+	} else if env.Backend == nil {
 		if env.Backend, err = NewBackend(c.Backend); err != nil {
 			return nil, err
 		}
@@ -411,18 +428,51 @@ func TrainAll(ctx context.Context, c Config, env Env) ([]*Result, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	var out []*Result
+	results := make([]*Result, len(personas))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
 	for i, persona := range personas {
-		pc := c
-		pc.Persona = persona
-		log.Info("training persona", "persona", persona, "n", i+1, "of", len(personas))
-		r, err := Train(ctx, pc, env)
-		if err != nil {
-			return out, fmt.Errorf("persona %s: %w", persona, err)
-		}
-		out = append(out, r)
+		g.Go(func() error {
+			pc, penv := c, env
+			pc.Persona = persona
+			if parallel > 1 && penv.Backend == nil {
+				b, err := NewBackend(c.Backend)
+				if err != nil {
+					return err
+				}
+				defer b.Finalize()
+				penv.Backend = b
+			}
+			log.Info("training persona", "persona", persona, "n", i+1, "of", len(personas))
+			r, err := Train(gctx, pc, penv)
+			if err != nil {
+				return fmt.Errorf("persona %s: %w", persona, err)
+			}
+			results[i] = r
+			return nil
+		})
 	}
-	return out, nil
+	err = g.Wait()
+	var out []*Result
+	for _, r := range results {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
+// backendName is the backend a config string selects ("go", "xla", ...), as NewBackend
+// resolves it.
+func backendName(config string) string {
+	if config == "" {
+		config = os.Getenv(compute.ConfigEnvVar)
+	}
+	name, _, _ := strings.Cut(config, ":")
+	if name == "" {
+		name = "go"
+	}
+	return name
 }
 
 // paddingFraction is the share of padding in epoch 0's micro-batches.

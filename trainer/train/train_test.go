@@ -136,3 +136,46 @@ func TestManyBatchShapes(t *testing.T) {
 		t.Errorf("steps = %d, want 40", res.Steps)
 	}
 }
+
+// TestTrainAllParallel: personas trained two at once end with the same adapter bytes as one
+// after the other, and a bad parallel count or a non-Go backend with parallel > 1 is refused.
+func TestTrainAllParallel(t *testing.T) {
+	personas := []string{"p_one", "p_three", "p_two"}
+	fx := newFixture(t, 8, personas...)
+	c := fx.config("")
+	c.SaveSteps = 0
+	run := func(dir string, parallel int) []*Result {
+		cc := c
+		cc.OutputDir = filepath.Join(fx.root, dir)
+		env := testEnv(t)
+		env.Backend = nil // each run makes its own, as the trainer binary does
+		res, err := TrainAll(context.Background(), cc, env, parallel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	seq, par := run("sequential", 1), run("parallel", 2)
+	if len(seq) != len(personas) || len(par) != len(personas) {
+		t.Fatalf("results: %d sequential, %d parallel, want %d each", len(seq), len(par), len(personas))
+	}
+	for i, p := range personas {
+		if filepath.Base(par[i].RunDir) != p+"_v1.0" {
+			t.Errorf("parallel result %d is %s, want persona %s (results in persona order)", i, par[i].RunDir, p)
+		}
+		a := readFile(t, filepath.Join(seq[i].RunDir, "adapter_model.safetensors"))
+		b := readFile(t, filepath.Join(par[i].RunDir, "adapter_model.safetensors"))
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: the adapter trained in parallel differs from the one trained alone", p)
+		}
+	}
+
+	if _, err := TrainAll(context.Background(), c, testEnv(t), 0); err == nil || !strings.Contains(err.Error(), "parallel (0)") {
+		t.Errorf("parallel 0: err = %v, want a refusal naming it", err)
+	}
+	cx := c
+	cx.Backend = "xla:cuda"
+	if _, err := TrainAll(context.Background(), cx, testEnv(t), 2); err == nil || !strings.Contains(err.Error(), "pure-Go") {
+		t.Errorf("xla backend with parallel 2: err = %v, want a refusal", err)
+	}
+}

@@ -124,7 +124,7 @@ func TestCommands(t *testing.T) {
 		t.Error("--full wrote an adapter")
 	}
 
-	if out, err := runCmd(t, append([]string{"train-all", "--sft_adapter", sftAdapter, "--version", "2.0"}, common...)...); err != nil {
+	if out, err := runCmd(t, append([]string{"train-all", "--sft_adapter", sftAdapter, "--version", "2.0", "--parallel", "2"}, common...)...); err != nil {
 		t.Fatalf("train-all: %v\n%s", err, out)
 	}
 	for _, p := range []string{"persona_a", "persona_b"} {
@@ -149,6 +149,7 @@ func TestCommands(t *testing.T) {
 		{"unknown persona", []string{"train", "--persona", "nobody", "--data_root", root, "--model_dir", modelDir}, 1, "no training examples"},
 		{"bad flag value", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", modelDir, "--loss_type", "kto"}, 1, `loss_type "kto"`},
 		{"unknown flag", []string{"train", "--lr", "1"}, 2, "flag provided but not defined"},
+		{"train-all parallel 0", []string{"train-all", "--data_root", root, "--model_dir", modelDir, "--parallel", "0"}, 2, "--parallel (0) must be ≥ 1"},
 		{"unknown command", []string{"fly"}, 1, `unknown command "fly"`},
 		{"missing backend", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", modelDir, "--backend", "xla:cuda"}, 1, "PJRT"},
 		{"full with bf16", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", modelDir, "--full", "--dtype", "bf16"}, 1, "--dtype f32"},

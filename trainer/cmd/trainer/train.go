@@ -72,8 +72,15 @@ func runTrain(ctx context.Context, args []string, stderr io.Writer, all bool) er
 	fs, level := newFlagSet(name, stderr)
 	c := train.DefaultConfig()
 	trainFlags(fs, &c)
+	parallel := 1
+	if all {
+		fs.IntVar(&parallel, "parallel", 1, "personas trained at once, each on its own pure-Go CPU backend (the adapters are the same bytes as one at a time)")
+	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if parallel < 1 {
+		return flagError{fmt.Errorf("--parallel (%d) must be ≥ 1", parallel)}
 	}
 	log, err := newLogger(stderr, *level)
 	if err != nil {
@@ -97,7 +104,7 @@ func runTrain(ctx context.Context, args []string, stderr io.Writer, all bool) er
 			return flagError{fmt.Errorf("--merge_output takes one persona: use trainer train")}
 		}
 		c.Persona = "all" // validated per persona by TrainAll
-		results, err := train.TrainAll(ctx, c, env)
+		results, err := train.TrainAll(ctx, c, env, parallel)
 		for _, r := range results {
 			log.Info("trained", "dir", r.RunDir, "steps", r.Steps)
 		}
