@@ -401,8 +401,9 @@ func buildModel(store *model.Store, base *baseModel, c Config) (*llama.Model, *t
 // one after the other). Each persona's run is the same computation either way, so the
 // adapters are the same bytes; running two at once pays on a CPU, where one DPO run of a
 // small model keeps only part of the cores busy. With parallel > 1 each concurrent run gets
-// its own backend, so it needs the pure-Go one (an XLA client holds most of its device's
-// memory), and runs log their progress instead of drawing bars. At the first failure the
+// its own backend (or shares env.Backend when one is given), so it needs the pure-Go one (an
+// XLA client holds most of its device's memory), and runs log their progress instead of
+// drawing bars. At the first failure the
 // runs still going are cancelled; TrainAll returns the results of the personas that
 // finished, in persona order, and the error.
 func TrainAll(ctx context.Context, c Config, env Env, parallel int) ([]*Result, error) {
