@@ -183,59 +183,97 @@ func TestLoRAGradients(t *testing.T) {
 	}
 	for _, cfg := range cases {
 		t.Run(string(cfg.LossType), func(t *testing.T) {
-			vars := make([]*model.Variable, len(checked))
-			for i, name := range checked {
-				if vars[i] = store.GetVariable(VariablePath(name)); vars[i] == nil {
-					t.Fatalf("no variable %s", name)
-				}
-			}
-			gradExec, err := model.NewExec(backend(t), store, func(scope *model.Scope, inputs []*Node) []*Node {
-				scope.SetTraining(inputs[0].Graph(), true)
-				loss, _ := m.DPOBatchLoss(scope, cfg, inputs[0], inputs[1], inputs[2], nil, nil)
-				nodes := make([]*Node, len(vars))
-				for i, v := range vars {
-					nodes[i] = v.NodeValue(loss.Graph())
-				}
-				return append([]*Node{loss}, Gradient(loss, nodes...)...)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
 			eval, err := NewDPOEval(backend(t), store, m, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			outs := gradExec.MustCall(batch.args()...)
-			loss := func() float64 { return metric(t, eval.MustCall(batch.args()...), "loss") }
-			if l0 := flatFloats(t, outs[0])[0]; !near(loss(), l0, 1e-12, 0) {
-				t.Fatalf("loss from the gradient graph %g != eval loss %g", l0, loss())
-			}
-			rng := rand.New(rand.NewPCG(8, 8))
-			const h = 1e-5
-			for i, v := range vars {
-				grad := flatFloats(t, outs[i+1])
-				for range 3 {
-					j := rng.IntN(len(grad))
-					orig := tensors.MustCopyFlatData[float64](v.MustValue())
-					set := func(x float64) {
-						d := append([]float64(nil), orig...)
-						d[j] = x
-						if err := v.SetValue(tensors.FromFlatDataAndDimensions(d, v.Shape().Dimensions...)); err != nil {
-							t.Fatal(err)
-						}
-					}
-					set(orig[j] + h)
-					up := loss()
-					set(orig[j] - h)
-					down := loss()
-					set(orig[j])
-					numeric := (up - down) / (2 * h)
-					if !near(grad[j], numeric, 1e-5, 1e-8) {
-						t.Errorf("%s[%d]: analytic %.10g, finite difference %.10g", checked[i], j, grad[j], numeric)
-					}
+			evalLoss := metric(t, eval.MustCall(batch.args()...), "loss")
+			checkFiniteDifferences(t, store, batch, checked, evalLoss, func(scope *model.Scope, inputs []*Node) *Node {
+				loss, _ := m.DPOBatchLoss(scope, cfg, inputs[0], inputs[1], inputs[2], nil, nil)
+				return loss
+			})
+		})
+	}
+}
+
+// TestFullWeightGradients checks the base weights' gradients when the base trains (SFT's --full),
+// on the completion NLL, against central differences: the gate and up projections (in < out)
+// take their weight gradient through rowsTimesWeightT's rerouted product, the others GoMLX's.
+func TestFullWeightGradients(t *testing.T) {
+	store, m := newTinyModel(t, dtypes.Float64, LoRAConfig{Rank: 2, Alpha: 4, TargetModules: []string{"q_proj"}})
+	m.TrainBase = true
+	batch := preferenceBatch(rand.New(rand.NewPCG(9, 9)), 2, 7, 3, m.Config.VocabSize, 5, 6)
+	checkFiniteDifferences(t, store, batch, []string{
+		"model.layers.0.mlp.gate_proj.weight",
+		"model.layers.1.mlp.up_proj.weight",
+		"model.layers.0.mlp.down_proj.weight",
+		"model.layers.0.self_attn.k_proj.weight",
+		"model.layers.1.self_attn.q_proj.weight",
+	}, math.NaN(), func(scope *model.Scope, inputs []*Node) *Node {
+		return Neg(ReduceAllSum(m.SequenceLogProbs(scope, inputs[0], inputs[1], inputs[2], AdapterOff)))
+	})
+}
+
+// checkFiniteDifferences compares the analytic gradient of lossFn (a scalar of the batch's ids,
+// attention and completion masks) with respect to each named variable with central differences
+// at three random entries. wantLoss, unless NaN, is the loss another executor computed.
+func checkFiniteDifferences(t *testing.T, store *model.Store, batch pairBatch, checked []string, wantLoss float64,
+	lossFn func(scope *model.Scope, inputs []*Node) *Node) {
+	t.Helper()
+	vars := make([]*model.Variable, len(checked))
+	for i, name := range checked {
+		if vars[i] = store.GetVariable(VariablePath(name)); vars[i] == nil {
+			t.Fatalf("no variable %s", name)
+		}
+	}
+	gradExec, err := model.NewExec(backend(t), store, func(scope *model.Scope, inputs []*Node) []*Node {
+		scope.SetTraining(inputs[0].Graph(), true)
+		loss := lossFn(scope, inputs)
+		nodes := make([]*Node, len(vars))
+		for i, v := range vars {
+			nodes[i] = v.NodeValue(loss.Graph())
+		}
+		return append([]*Node{loss}, Gradient(loss, nodes...)...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossExec, err := model.NewExec(backend(t), store, func(scope *model.Scope, inputs []*Node) *Node {
+		scope.SetTraining(inputs[0].Graph(), true) // reads the variables' current values
+		return lossFn(scope, inputs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := gradExec.MustCall(batch.args()...)
+	loss := func() float64 { return flatFloats(t, lossExec.MustCall(batch.args()...)[0])[0] }
+	if l0 := flatFloats(t, outs[0])[0]; !near(loss(), l0, 1e-12, 0) || (!math.IsNaN(wantLoss) && !near(wantLoss, l0, 1e-12, 0)) {
+		t.Fatalf("loss from the gradient graph %g, from the loss graph %g, want %g", l0, loss(), wantLoss)
+	}
+	rng := rand.New(rand.NewPCG(8, 8))
+	const h = 1e-5
+	for i, v := range vars {
+		grad := flatFloats(t, outs[i+1])
+		for range 3 {
+			j := rng.IntN(len(grad))
+			orig := tensors.MustCopyFlatData[float64](v.MustValue())
+			set := func(x float64) {
+				d := append([]float64(nil), orig...)
+				d[j] = x
+				if err := v.SetValue(tensors.FromFlatDataAndDimensions(d, v.Shape().Dimensions...)); err != nil {
+					t.Fatal(err)
 				}
 			}
-		})
+			set(orig[j] + h)
+			up := loss()
+			set(orig[j] - h)
+			down := loss()
+			set(orig[j])
+			numeric := (up - down) / (2 * h)
+			if !near(grad[j], numeric, 1e-5, 1e-8) {
+				t.Errorf("%s[%d]: analytic %.10g, finite difference %.10g", checked[i], j, grad[j], numeric)
+			}
+		}
 	}
 }
 

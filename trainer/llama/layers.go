@@ -108,12 +108,27 @@ func AttentionMask(attentionMask *Node) *Node {
 	return LogicalAnd(causal, keyIsToken)
 }
 
+// AttentionBias turns allowed [B, S, S] (from [AttentionMask]) into the additive score bias of
+// every query head, [B, K, G, S, S] in dtype: 0 where allowed, the lowest finite value elsewhere
+// (transformers' mask value). It is built once per forward pass and shared by the layers. The
+// bias is materialised at full size on purpose: GoMLX's Go backend adds a [B, 1, 1, S, S]
+// operand to [B, K, G, S, S] scores element by element through a general broadcast iterator,
+// while a same-shape sum is a plain loop; and it is broadcast over a leading heads axis and
+// then transposed with the backend's [1, 0, 2] kernel, both of which copy whole rows.
+func AttentionBias(allowed *Node, k, grp int, dtype dtypes.DType) *Node {
+	g := allowed.Graph()
+	b, s := allowed.Shape().Dimensions[0], allowed.Shape().Dimensions[1]
+	bias := Where(allowed, ScalarZero(g, dtype), Scalar(g, dtype, lowestFinite(dtype)))  // [B, S, S]
+	bias = ExpandAndBroadcast(Reshape(bias, b, s*s), []int{k * grp, b, s * s}, []int{0}) // [N, B, S·S]
+	return Reshape(TransposeAllAxes(bias, 1, 0, 2), b, k, grp, s, s)                     // [B, K, G, S, S]
+}
+
 // Attention is Llama's self-attention with grouped-query heads and rotary embeddings.
-// x is [B, S, H]; cos and sin are [S, D/2]; allowed is [B, S, S] from [AttentionMask].
+// x is [B, S, H]; cos and sin are [S, D/2]; bias is [B, K, G, S, S] from [AttentionBias].
 // The result is [B, S, H]. Query head n uses key/value head n/G, as transformers' repeat_kv.
-// Scores of disallowed pairs are set to the lowest finite value, so a row with no allowed key
+// Scores of disallowed pairs get the lowest finite value added, so a row with no allowed key
 // (a left-padding query) becomes uniform like transformers' eager attention, never NaN.
-func (m *Model) Attention(scope *model.Scope, x, cos, sin, allowed *Node, adapter Adapter) *Node {
+func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter Adapter) *Node {
 	c := m.Config
 	b, s := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	n, k, d := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDimension()
@@ -122,39 +137,90 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, allowed *Node, adapte
 	q := m.Linear(scope.At("q_proj"), "q_proj", x, n*d, adapter)  // [B, S, N·D]
 	kk := m.Linear(scope.At("k_proj"), "k_proj", x, k*d, adapter) // [B, S, K·D]
 	v := m.Linear(scope.At("v_proj"), "v_proj", x, k*d, adapter)  // [B, S, K·D]
-	q = Reshape(q, b, s, n, d)                                    // [B, S, N, D]
-	kk = Reshape(kk, b, s, k, d)                                  // [B, S, K, D]
-	v = Reshape(v, b, s, k, d)                                    // [B, S, K, D]
-
-	// rotate_half convention: pairs are (i, i+D/2), as transformers' Llama.
-	rope := pos.NewRoPEWithCosSin(cos, sin)
-	q = rope.Encode(q, 1)   // [B, S, N, D]
-	kk = rope.Encode(kk, 1) // [B, S, K, D]
 
 	// Head-major layouts, so that both products below and their gradients are batched matmuls
 	// GoMLX's Go backend runs as they are (batch axes leading, contracting axes trailing or
 	// right after the batch): with the einsum layouts it transposed the [B, K, G, S, S] scores,
 	// the largest tensors of the step, element by element, forward and backward. Every
-	// transpose left swaps axes 1 and 2 of a rank-4 tensor (as does its gradient), which the
+	// transpose here swaps axes 1 and 2 of a rank-4 tensor (as does its gradient), which the
 	// backend does with a fast row-copying kernel. Query head n is n = k·G + g.
 	// The 1/√D scale goes on the queries rather than on the S times larger scores.
-	q = MulScalar(q, 1/math.Sqrt(float64(d)))                                  // [B, S, N, D]
-	qh := Reshape(TransposeAllAxes(q, 0, 2, 1, 3), b, k, grp, s, d)            // [B, K, G, S, D]
-	kh := TransposeAllAxes(kk, 0, 2, 1, 3)                                     // [B, K, S(t), D]
-	vh := TransposeAllAxes(v, 0, 2, 1, 3)                                      // [B, K, S(t), D]
-	scores := DotGeneral(qh, []int{4}, []int{0, 1}, kh, []int{3}, []int{0, 1}) // [B, K, G, S(q), S(t)]
+	q = MulScalar(q, 1/math.Sqrt(float64(d)))                   // [B, S, N·D]
+	qh := TransposeAllAxes(Reshape(q, b, s, n, d), 0, 2, 1, 3)  // [B, N, S, D]
+	kh := TransposeAllAxes(Reshape(kk, b, s, k, d), 0, 2, 1, 3) // [B, K, S(t), D]
+	vh := TransposeAllAxes(Reshape(v, b, s, k, d), 0, 2, 1, 3)  // [B, K, S(t), D]
+
+	// Rotary embeddings in the head-major layout: cos and sin [S, D/2] then broadcast over the
+	// leading axes only, which the backend runs as row loops (in [B, S, N, D] the heads axis
+	// sits between and forces its general per-element broadcast). rotate_half convention: pairs
+	// are (i, i+D/2), as transformers' Llama.
+	rope := pos.NewRoPEWithCosSin(cos, sin)
+	qh = Reshape(rope.Encode(qh, 2), b, k, grp, s, d) // [B, K, G, S, D]
+	kh = rope.Encode(kh, 2)                           // [B, K, S(t), D]
+
+	scores := attentionScores(qh, kh) // [B, K, G, S(q), S(t)]
 	scores.AssertDims(b, k, grp, s, s)
 	// An additive mask, as transformers': a disallowed score becomes exactly the lowest finite
 	// value (a |score| < 1e31 is lost in the rounding), and the gradient of the sum is the
 	// identity, where a Where's would be one more pass over the scores.
-	g, dtype := x.Graph(), scores.DType()
-	bias := Where(allowed, ScalarZero(g, dtype), Scalar(g, dtype, lowestFinite(dtype)))  // [B, S, S]
-	scores = Add(scores, BroadcastToDims(Reshape(bias, b, 1, 1, s, s), b, k, grp, s, s)) // [B, K, G, S, S]
-	probs := Softmax(scores, -1)                                                         // [B, K, G, S(q), S(t)]
-	out := DotGeneral(probs, []int{4}, []int{0, 1}, vh, []int{2}, []int{0, 1})           // [B, K, G, S, D]
-	out = TransposeAllAxes(Reshape(out, b, n, s, d), 0, 2, 1, 3)                         // [B, S, N, D]
-	out = Reshape(out, b, s, n*d)                                                        // [B, S, N·D]
-	return m.Linear(scope.At("o_proj"), "o_proj", out, c.HiddenSize, adapter)            // [B, S, H]
+	probs := Softmax(Add(scores, bias), -1)                                   // [B, K, G, S(q), S(t)]
+	out := attentionValues(probs, vh)                                         // [B, K, G, S, D]
+	out = TransposeAllAxes(Reshape(out, b, n, s, d), 0, 2, 1, 3)              // [B, S, N, D]
+	out = Reshape(out, b, s, n*d)                                             // [B, S, N·D]
+	return m.Linear(scope.At("o_proj"), "o_proj", out, c.HiddenSize, adapter) // [B, S, H]
+}
+
+// attentionScores is qh·khᵀ per key/value head: qh [B, K, G, S, D], kh [B, K, T, D], the
+// result [B, K, G, S, T]. Its key gradient dk[b,k,t,d] = Σ_g,s dscores[b,k,g,s,t]·qh[b,k,g,s,d]
+// is computed from qh transposed to [B, K, D, G, S] (see [gradientVia]): GoMLX's derived
+// gradient contracts the leading (g, s) axes of both operands, and the Go backend then
+// transposes both, the [B, K, G, S, T] score gradient element by element once per layer;
+// this way only qh, S/D times smaller, is transposed.
+func attentionScores(qh, kh *Node) *Node {
+	return gradientVia(kh, func(kh *Node) *Node {
+		return DotGeneral(qh, []int{4}, []int{0, 1}, kh, []int{3}, []int{0, 1}) // [B, K, G, S, T]
+	}, func(dScores *Node) *Node {
+		qt := TransposeAllAxes(qh, 0, 1, 4, 2, 3)                                         // [B, K, D, G, S]
+		dk := DotGeneral(qt, []int{3, 4}, []int{0, 1}, dScores, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
+		return TransposeAllAxes(dk, 0, 1, 3, 2)                                           // [B, K, T, D]
+	})
+}
+
+// attentionValues is probs·vh per key/value head: probs [B, K, G, S, T], vh [B, K, T, D], the
+// result [B, K, G, S, D]. Its value gradient Σ_g,s probs[b,k,g,s,t]·dout[b,k,g,s,d] is computed
+// from dout transposed to [B, K, D, G, S], for the reason given at [attentionScores]: the
+// derived one transposed the [B, K, G, S, T] probabilities.
+func attentionValues(probs, vh *Node) *Node {
+	return gradientVia(vh, func(vh *Node) *Node {
+		return DotGeneral(probs, []int{4}, []int{0, 1}, vh, []int{2}, []int{0, 1}) // [B, K, G, S, D]
+	}, func(dOut *Node) *Node {
+		dt := TransposeAllAxes(dOut, 0, 1, 4, 2, 3)                                     // [B, K, D, G, S]
+		dv := DotGeneral(dt, []int{3, 4}, []int{0, 1}, probs, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
+		return TransposeAllAxes(dv, 0, 1, 3, 2)                                         // [B, K, T, D]
+	})
+}
+
+// gradientVia returns f(x) with the gradient with respect to x computed by grad from the
+// gradient of the result, in place of the one reverse-mode autodiff derives through f. The other
+// inputs of f (captured by the closure) keep their derived gradients. The derived gradient with
+// respect to x is still built but nothing reads it, so the backends' dead-code elimination
+// drops it from the compiled program. GoMLX v0.28 has no public custom gradient for an
+// operation of several inputs, only IdentityWithCustomGradient of one; two of them make one:
+// the identity after f sees the result's gradient first (reverse order) and hands it to the
+// identity on x, which replaces x's gradient. Used where the derived gradient of a product
+// transposes a large operand.
+func gradientVia(x *Node, f func(x *Node) *Node, grad func(dy *Node) *Node) *Node {
+	var dy *Node
+	xi := IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
+		if dy == nil {
+			Panicf("llama: gradientVia: the gradient of x was requested before the result's")
+		}
+		return grad(dy)
+	})
+	return IdentityWithCustomGradient(f(xi), func(_, v *Node) *Node {
+		dy = v
+		return v
+	})
 }
 
 // MLP is Llama's SwiGLU feed-forward down(silu(gate(x)) · up(x)); x and the result are [B, S, H].
@@ -168,8 +234,8 @@ func (m *Model) MLP(scope *model.Scope, x *Node, adapter Adapter) *Node {
 
 // DecoderLayer is one pre-norm block: h = x + attn(norm(x)); out = h + mlp(norm(h)).
 // scope is the layer's scope (model.layers.<i>); x and the result are [B, S, H].
-func (m *Model) DecoderLayer(scope *model.Scope, x, cos, sin, allowed *Node, adapter Adapter) *Node {
-	h := Add(x, m.Attention(scope.At("self_attn"), m.norm(scope.At("input_layernorm"), x), cos, sin, allowed, adapter))
+func (m *Model) DecoderLayer(scope *model.Scope, x, cos, sin, bias *Node, adapter Adapter) *Node {
+	h := Add(x, m.Attention(scope.At("self_attn"), m.norm(scope.At("input_layernorm"), x), cos, sin, bias, adapter))
 	return Add(h, m.MLP(scope.At("mlp"), m.norm(scope.At("post_attention_layernorm"), h), adapter))
 }
 
@@ -189,9 +255,10 @@ func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Ada
 		x = ConvertDType(x, m.DType)
 	}
 	cos, sin := RoPECosSin(g, c, s, m.DType) // [S, D/2] each
-	allowed := AttentionMask(attentionMask)  // [B, S, S]
+	grp := c.NumAttentionHeads / c.NumKeyValueHeads
+	bias := AttentionBias(AttentionMask(attentionMask), c.NumKeyValueHeads, grp, m.DType) // [B, K, G, S, S]
 	for l := range c.NumHiddenLayers {
-		x = m.DecoderLayer(at(scope, fmt.Sprintf("model.layers.%d", l)), x, cos, sin, allowed, adapter) // [B, S, H]
+		x = m.DecoderLayer(at(scope, fmt.Sprintf("model.layers.%d", l)), x, cos, sin, bias, adapter) // [B, S, H]
 	}
 	x = m.norm(at(scope, "model.norm"), x) // [B, S, H]
 	headScope := at(scope, "lm_head")
@@ -199,7 +266,7 @@ func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Ada
 		headScope = at(scope, "model.embed_tokens")
 	}
 	head := m.weight(g, headScope, "weight", m.TrainBase, c.VocabSize, c.HiddenSize) // [V, H]
-	logits := DotGeneral(x, []int{2}, nil, head, []int{1}, nil)                      // [B, S, V]
+	logits := Reshape(rowsTimesWeightT(Reshape(x, b*s, c.HiddenSize), head), b, s, c.VocabSize)
 	logits.AssertDims(b, s, c.VocabSize)
 	if logits.DType() != dtypes.Float32 && logits.DType() != dtypes.Float64 {
 		logits = ConvertDType(logits, dtypes.Float32)

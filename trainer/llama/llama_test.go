@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	_ "github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -195,5 +196,70 @@ func TestRoPEInvFreqLlama3Regimes(t *testing.T) {
 		if !near(inv[i], want[i], 1e-12, 0) {
 			t.Errorf("inv_freq[%d] = %g, want %g", i, inv[i], want[i])
 		}
+	}
+}
+
+// TestReroutedGradientsMatchDerived checks the products whose gradients are computed by hand
+// (gradientVia) against the gradients GoMLX derives for the plain products, in float64: the
+// attention scores (key gradient), probabilities times values (value gradient) and x·wᵀ
+// (weight gradient, both branches), for every input.
+func TestReroutedGradientsMatchDerived(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	random := func(dims ...int) *tensors.Tensor {
+		d := make([]float64, product(dims))
+		for i := range d {
+			d[i] = rng.NormFloat64()
+		}
+		return tensors.FromFlatDataAndDimensions(d, dims...)
+	}
+	xwt := func(x, w *graph.Node) *graph.Node { return graph.DotGeneral(x, []int{1}, nil, w, []int{1}, nil) }
+	cases := []struct {
+		name            string
+		rerouted, plain func(a, b *graph.Node) *graph.Node
+		a, b            *tensors.Tensor
+	}{
+		{"attentionScores", attentionScores,
+			func(q, k *graph.Node) *graph.Node {
+				return graph.DotGeneral(q, []int{4}, []int{0, 1}, k, []int{3}, []int{0, 1})
+			},
+			random(2, 2, 3, 5, 4), random(2, 2, 5, 4)},
+		{"attentionValues", attentionValues,
+			func(p, v *graph.Node) *graph.Node {
+				return graph.DotGeneral(p, []int{4}, []int{0, 1}, v, []int{2}, []int{0, 1})
+			},
+			random(2, 2, 3, 5, 5), random(2, 2, 5, 4)},
+		{"rowsTimesWeightT/out>in", rowsTimesWeightT, xwt, random(7, 3), random(6, 3)},
+		{"rowsTimesWeightT/out<in", rowsTimesWeightT, xwt, random(7, 5), random(2, 5)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			grads := func(f func(a, b *graph.Node) *graph.Node) []*tensors.Tensor {
+				exec, err := graph.NewExec(backend(t), func(a, b, weights *graph.Node) []*graph.Node {
+					y := f(a, b)
+					loss := graph.ReduceAllSum(graph.Mul(y, weights)) // a loss with a non-uniform gradient
+					return append([]*graph.Node{y}, graph.Gradient(loss, a, b)...)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				shape := exec.MustCall(c.a, c.b, 0.0)[0].Shape()
+				return exec.MustCall(c.a, c.b, random(shape.Dimensions...))
+			}
+			rng = rand.New(rand.NewPCG(5, 5))
+			got := grads(c.rerouted)
+			rng = rand.New(rand.NewPCG(5, 5))
+			want := grads(c.plain)
+			for i, name := range []string{"value", "gradient of the first input", "gradient of the second input"} {
+				g, w := flatFloats(t, got[i]), flatFloats(t, want[i])
+				if len(g) != len(w) || !got[i].Shape().Equal(want[i].Shape()) {
+					t.Fatalf("%s: shape %s, want %s", name, got[i].Shape(), want[i].Shape())
+				}
+				for j := range g {
+					if !near(g[j], w[j], 1e-12, 1e-12) {
+						t.Fatalf("%s[%d] = %g, want %g", name, j, g[j], w[j])
+					}
+				}
+			}
+		})
 	}
 }

@@ -20,31 +20,35 @@ func (m *Model) SequenceLogProbs(scope *model.Scope, ids, attentionMask, complet
 // both non-zero. logits is [B, S, V] (float32 or float64); ids, masks are [B, S]; the result is
 // [B] in logits' dtype. log p = logit[token] − logsumexp(logits), with the max subtracted
 // before exponentiating, so nothing of size [B, S, V] is materialised beyond exp(logits−max).
+// The last position, which predicts nothing, is computed and weighted 0 rather than sliced
+// off: slicing the [B, S, V] logits would copy them, and its gradient pad them back.
 func CompletionLogProbs(logits, ids, attentionMask, completionMask *Node) *Node {
 	g := logits.Graph()
 	b, s, v := logits.Shape().Dimensions[0], logits.Shape().Dimensions[1], logits.Shape().Dimensions[2]
 	dtype := logits.DType()
 
-	pred := Slice(logits, AxisRange(), AxisRange(0, s-1))                             // [B, S−1, V]
-	maxLogit := StopGradient(ReduceAndKeep(pred, ReduceMax, -1))                      // [B, S−1, 1]
-	lse := Add(Log(ReduceAndKeep(Exp(Sub(pred, maxLogit)), ReduceSum, -1)), maxLogit) // [B, S−1, 1]
-	lse = Reshape(lse, b, s-1)                                                        // [B, S−1]
+	maxLogit := StopGradient(ReduceAndKeep(logits, ReduceMax, -1))                      // [B, S, 1]
+	lse := Add(Log(ReduceAndKeep(Exp(Sub(logits, maxLogit)), ReduceSum, -1)), maxLogit) // [B, S, 1]
+	lse = Reshape(lse, b, s)                                                            // [B, S]
 
-	targets := Slice(ids, AxisRange(), AxisRange(1, s)) // [B, S−1]
-	if targets.DType() != dtypes.Int32 {
-		targets = ConvertDType(targets, dtypes.Int32)
+	// The token each position predicts: ids shifted left by one, the last position's a dummy 0.
+	next := Slice(ids, AxisRange(), AxisRange(1, s)) // [B, S−1]
+	if next.DType() != dtypes.Int32 {
+		next = ConvertDType(next, dtypes.Int32)
 	}
+	targets := Concatenate([]*Node{next, Zeros(g, shapes.Make(dtypes.Int32, b, 1))}, 1) // [B, S]
 	// Clamp so padding ids outside the vocabulary cannot index out of range; they are masked.
 	targets = ClipScalar(targets, 0, float64(v-1))
-	rows := Iota(g, shapes.Make(dtypes.Int32, b, s-1), 0) // [B, S−1]
-	cols := Iota(g, shapes.Make(dtypes.Int32, b, s-1), 1) // [B, S−1]
-	idx := Stack([]*Node{rows, cols, targets}, -1)        // [B, S−1, 3]
-	picked := Gather(pred, idx)                           // [B, S−1]
-	picked.AssertDims(b, s-1)
-	tokenLogProbs := Sub(picked, lse) // [B, S−1]
+	rows := Iota(g, shapes.Make(dtypes.Int32, b, s), 0) // [B, S]
+	cols := Iota(g, shapes.Make(dtypes.Int32, b, s), 1) // [B, S]
+	idx := Stack([]*Node{rows, cols, targets}, -1)      // [B, S, 3]
+	picked := Gather(logits, idx)                       // [B, S]
+	picked.AssertDims(b, s)
+	tokenLogProbs := Sub(picked, lse) // [B, S]
 
-	weight := completionTokens(attentionMask, completionMask, dtype) // [B, S−1]
-	return ReduceSum(Mul(tokenLogProbs, weight), -1)                 // [B]
+	weight := completionTokens(attentionMask, completionMask, dtype)             // [B, S−1]
+	weight = Concatenate([]*Node{weight, Zeros(g, shapes.Make(dtype, b, 1))}, 1) // [B, S]
+	return ReduceSum(Mul(tokenLogProbs, weight), -1)                             // [B]
 }
 
 // CompletionTokenCounts is the number of completion tokens [CompletionLogProbs] sums over, per

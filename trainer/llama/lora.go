@@ -153,7 +153,7 @@ func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, 
 	// GoMLX's Go backend transposes with its fast 2-D kernel rather than element by element.
 	x2 := Reshape(x, -1, in)                                // [N, in]
 	w := m.weight(g, scope, "weight", m.TrainBase, out, in) // [out, in]
-	y := DotGeneral(x2, []int{1}, nil, w, []int{1}, nil)    // [N, out]
+	y := rowsTimesWeightT(x2, w)                            // [N, out]
 	if !bool(adapter) || m.LoRA == nil || !m.LoRA.Targets(projection) {
 		return Reshape(y, outDims...)
 	}
@@ -161,7 +161,27 @@ func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, 
 	a := m.weight(g, scope.At("lora_A"), "weight", true, r, in)  // [R, in]
 	b := m.weight(g, scope.At("lora_B"), "weight", true, out, r) // [out, R]
 	xd := layers.DropoutStatic(scope, x2, m.LoRA.Dropout)        // [N, in]; identity unless training
-	za := DotGeneral(xd, []int{1}, nil, a, []int{1}, nil)        // [N, R]
-	zb := DotGeneral(za, []int{1}, nil, b, []int{1}, nil)        // [N, out]
+	za := rowsTimesWeightT(xd, a)                                // [N, R]
+	zb := rowsTimesWeightT(za, b)                                // [N, out]
 	return Reshape(Add(y, MulScalar(zb, m.LoRA.Scale())), outDims...)
+}
+
+// rowsTimesWeightT is x·wᵀ for rows x [N, in] and a weight w [out, in]: [N, out]. The weight's
+// gradient Σₙ dy[n]ᵀ·x[n] contracts the leading N axis of both factors; as GoMLX derives it, the
+// Go backend then transposes both dy [N, out] and x [N, in]. Here only the narrower one is
+// transposed, explicitly (see [gradientVia]): dyᵀ·x when out ≤ in (LoRA's A, whose out is the
+// rank), else (xᵀ·dy)ᵀ (LoRA's B; the gate and up projections and the tied head when the base
+// trains), whose [in, out] result is transposed back at weight size. A frozen w has no
+// gradient and none is built.
+func rowsTimesWeightT(x, w *Node) *Node {
+	in, out := w.Shape().Dimensions[1], w.Shape().Dimensions[0]
+	return gradientVia(w, func(w *Node) *Node {
+		return DotGeneral(x, []int{1}, nil, w, []int{1}, nil) // [N, out]
+	}, func(dy *Node) *Node {
+		if out <= in {
+			return DotGeneral(TransposeAllAxes(dy, 1, 0), []int{1}, nil, x, []int{0}, nil) // [out, in]
+		}
+		dwt := DotGeneral(TransposeAllAxes(x, 1, 0), []int{1}, nil, dy, []int{0}, nil) // [in, out]
+		return TransposeAllAxes(dwt, 1, 0)                                             // [out, in]
+	})
 }
