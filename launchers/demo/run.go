@@ -87,11 +87,17 @@ func selectPersonas(list string) ([]schemas.Persona, error) {
 
 func (d *demo) ids() string { return strings.Join(schemas.PersonaIDs(d.personas), ",") }
 
+// sftNumerics names the trainer's numerics the cached SFT model was built with. The key below
+// hashes the demo's settings, not the trainer's code, so a trainer change that alters the
+// model's bytes for the same settings (another summation order, say) must bump it; otherwise
+// an existing cache keeps serving the old model. v2: the rerouted gradients of 2026-12-05.
+const sftNumerics = "v2"
+
 // sftKey identifies the SFT model by everything it is built from, so a changed setting
 // builds a new one and an unchanged one is reused.
 func (d *demo) sftKey() string {
 	o := d.o
-	key := []any{"v1", sftcorpus.Version, o.Seed, d.ids(), o.SFTExamples, o.Vocab, o.Hidden, o.Layers, o.Heads, o.KVHeads,
+	key := []any{sftNumerics, sftcorpus.Version, o.Seed, d.ids(), o.SFTExamples, o.Vocab, o.Hidden, o.Layers, o.Heads, o.KVHeads,
 		o.Intermediate, o.SFTEpochs, o.SFTLearningRate, o.SFTBatch, o.SFTMaxLen, d.corpusOptions()}
 	if o.SeparateSpaces { // appended only when set, so existing cached models keep their key
 		key = append(key, "separate_spaces")
