@@ -88,6 +88,15 @@ var DPOMetricNames = []string{
 // fraction of pairs whose chosen reward beats the rejected one; nll_loss is −Σπc / Σ chosen
 // tokens. For IPO every log-prob is first divided by its token count, as TRL does.
 // The reference log-probs get no gradient.
+//
+// The formulas and their averaging were checked line by line against TRL's DPOTrainer source
+// (dpo_loss, concatenated_forward and get_batch_loss_metrics, read through the code search; TRL
+// itself cannot be installed here): the sigmoid, robust, hinge and ipo losses, IPO's per-token
+// averages (all_logps / loss_mask.sum(-1)), the mean over pairs, and RPO's
+// losses + rpo_alpha·nll_loss with nll_loss the mean cross-entropy over the chosen completion
+// tokens. One difference is deliberate: TRL computes that cross-entropy with ignore_index=0 on
+// labels zeroed outside the completion, so a completion token whose id is 0 is skipped too;
+// here every completion token counts.
 func DPOLoss(cfg DPOConfig, lp PairLogProbs) (loss *Node, metrics []*Node) {
 	if err := cfg.Validate(); err != nil {
 		Panicf("llama: DPOLoss: %v", err)

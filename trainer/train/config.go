@@ -37,6 +37,7 @@ import (
 	"strings"
 
 	"github.com/pantrypilot/recipe-dpo/trainer/llama"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 )
 
 // Modes of training.
@@ -72,13 +73,18 @@ type Config struct {
 	ModelDir   string `json:"model_dir"`             // Hugging Face Llama directory: config.json + *.safetensors
 	Tokenizer  string `json:"tokenizer,omitempty"`   // tokenizer.json; default <model_dir>/tokenizer.json
 	SFTAdapter string `json:"sft_adapter,omitempty"` // PEFT adapter merged into the base at load (optional)
-	OutputDir  string `json:"output_dir"`            // parent of <persona>_v<version>/ (trained_models)
+	OutputDir  string `json:"output_dir"`            // parent of <persona>_v<version>/ (trained_models): local or gs://
 	Version    string `json:"version"`               // model version in the directory name, "1.0"
+	// WorkDir is the local directory a run with a gs:// OutputDir trains in (checkpoints, the
+	// reference cache, the files before upload); default <user cache dir>/recipe-dpo/trainer/
+	// <bucket>/<prefix>. --resume of such a run needs the same WorkDir.
+	WorkDir string `json:"work_dir,omitempty"`
 	// MergeOutput, if set, receives a full model directory (config.json, model.safetensors,
 	// tokenizer.json) with the trained adapter merged into the base. With Full the run
 	// directory already is such a directory; MergeOutput then receives a second copy of it.
 	MergeOutput string `json:"merge_output,omitempty"`
-	// RefCacheDir holds cached reference log-probs; default <output_dir>/.ref_cache.
+	// RefCacheDir holds cached reference log-probs; default <output_dir>/.ref_cache (for a
+	// gs:// output_dir, <work root>/.ref_cache).
 	RefCacheDir string `json:"ref_cache_dir,omitempty"`
 
 	// Optimisation.
@@ -187,8 +193,15 @@ func (c Config) Validate() error {
 	}
 	if c.OutputDir == "" {
 		add("output_dir is required")
-	} else if strings.HasPrefix(c.OutputDir, "gs://") {
-		add("output_dir %q must be a local directory (checkpoints need a file system); copy the finished run with gcloud storage cp -r", c.OutputDir)
+	}
+	if blob.IsGCS(c.WorkDir) {
+		add("work_dir %q must be a local directory (checkpoints need a file system)", c.WorkDir)
+	}
+	if blob.IsGCS(c.RefCacheDir) {
+		add("ref_cache_dir %q must be a local directory", c.RefCacheDir)
+	}
+	if blob.IsGCS(c.MergeOutput) {
+		add("merge_output %q must be a local directory", c.MergeOutput)
 	}
 	if c.Version == "" || strings.ContainsAny(c.Version, `/\`) {
 		add("version %q must be a non-empty plain string such as 1.0", c.Version)
@@ -265,9 +278,43 @@ func (c Config) loraConfig() llama.LoRAConfig {
 	return llama.LoRAConfig{Rank: c.LoRAR, Alpha: c.LoRAAlpha, Dropout: c.LoRADropout, TargetModules: slices.Clone(c.TargetModules)}
 }
 
-// RunDir is where the run writes: <output_dir>/<persona>_v<version>.
+// RunDir is where the run's results go: <output_dir>/<persona>_v<version>, a local directory
+// or a gs:// prefix.
 func (c Config) RunDir() string {
-	return filepath.Join(c.OutputDir, c.Persona+"_v"+c.Version)
+	if blob.IsGCS(c.OutputDir) {
+		return blob.Join(c.OutputDir, c.runName())
+	}
+	return filepath.Join(c.OutputDir, c.runName())
+}
+
+func (c Config) runName() string { return c.Persona + "_v" + c.Version }
+
+// LocalRunDir is where the run trains and writes its files on this machine: RunDir itself for a
+// local output_dir; for a gs:// one, <work root>/<persona>_v<version>, uploaded to RunDir at the
+// end.
+func (c Config) LocalRunDir() (string, error) {
+	if !blob.IsGCS(c.OutputDir) {
+		return c.RunDir(), nil
+	}
+	root, err := c.workRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, c.runName()), nil
+}
+
+// workRoot is the local stand-in of a gs:// output_dir: WorkDir, or a directory under the user
+// cache directory named after the bucket and prefix (stable, so --resume finds it).
+func (c Config) workRoot() (string, error) {
+	if c.WorkDir != "" {
+		return c.WorkDir, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("output_dir %s: no local work directory: %w (set --work_dir)", c.OutputDir, err)
+	}
+	rel := strings.Trim(strings.TrimPrefix(c.OutputDir, "gs://"), "/")
+	return filepath.Join(cache, "recipe-dpo", "trainer", filepath.FromSlash(rel)), nil
 }
 
 // tokenizerPath is the tokenizer.json to use.
@@ -282,6 +329,10 @@ func (c Config) tokenizerPath() string {
 func (c Config) refCacheDir() string {
 	if c.RefCacheDir != "" {
 		return c.RefCacheDir
+	}
+	if blob.IsGCS(c.OutputDir) {
+		root, _ := c.workRoot() // Train resolved LocalRunDir, so this does not fail
+		return filepath.Join(root, ".ref_cache")
 	}
 	return filepath.Join(c.OutputDir, ".ref_cache")
 }

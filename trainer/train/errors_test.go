@@ -120,6 +120,9 @@ func TestBadInput(t *testing.T) {
 		{"bad flags", func(t *testing.T, c *Config) {
 			c.LearningRate, c.LossType, c.TargetModules = 0, "kto", []string{"qkv"}
 		}, nil, []string{"learning_rate (0)", `loss_type "kto"`, `"qkv" is not a Llama projection`}},
+		{"gs:// where a local directory is needed", func(t *testing.T, c *Config) {
+			c.OutputDir, c.WorkDir, c.MergeOutput, c.RefCacheDir = "gs://b/out", "gs://b/work", "gs://b/merged", "gs://b/ref"
+		}, nil, []string{`work_dir "gs://b/work" must be a local directory`, `merge_output "gs://b/merged" must be a local directory`, `ref_cache_dir "gs://b/ref" must be a local directory`}},
 		{"missing backend", func(t *testing.T, c *Config) { c.Backend = "xla:cuda" }, nil, []string{"xla:cuda", "PJRT", "--backend go"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

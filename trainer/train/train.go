@@ -20,6 +20,7 @@ import (
 
 	"github.com/pantrypilot/recipe-dpo/trainer/data"
 	"github.com/pantrypilot/recipe-dpo/trainer/llama"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 )
 
 // ErrNonFinite is returned when the loss or the gradient norm becomes NaN or ±Inf. The run
@@ -38,9 +39,10 @@ type Env struct {
 
 // Result summarises a finished run.
 type Result struct {
-	RunDir      string
-	Steps       int // optimizer steps completed, including those before a resume
-	ResumedFrom int // step of the checkpoint the run resumed from, 0 for a fresh run
+	RunDir      string // where the results are: a local directory or a gs:// prefix
+	LocalDir    string // where the run trained on this machine (RunDir unless that is gs://)
+	Steps       int    // optimizer steps completed, including those before a resume
+	ResumedFrom int    // step of the checkpoint the run resumed from, 0 for a fresh run
 	Last        Metrics
 	Stats       DataStats
 	// RefCache is "hit", "computed" (and stored) or "off" (dpo without the cache: the
@@ -52,7 +54,7 @@ type Result struct {
 	TrainTime    time.Duration // the optimizer-step loop, excluding loading and the reference pass
 	Tokens       int           // real tokens through the policy in this process
 	Checkpoint   string        // the newest checkpoint directory
-	AdapterFiles []string      // the PEFT adapter's files (LoRA runs)
+	AdapterFiles []string      // the PEFT adapter's files (LoRA runs), under RunDir
 	ModelFiles   []string      // the model directory's files (--full runs): config.json, model.safetensors, tokenizer.json
 }
 
@@ -84,7 +86,16 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 			return nil, err
 		}
 	}
-	runDir := c.RunDir()
+	runDir, err := c.LocalRunDir()
+	if err != nil {
+		return nil, err
+	}
+	if blob.IsGCS(c.OutputDir) { // before hours of training, not after
+		if err := blob.CheckWritable(ctx, c.OutputDir); err != nil {
+			return nil, fmt.Errorf("train: output_dir: %w (check the bucket name and the credentials' storage.objects.create permission)", err)
+		}
+		log.Info("training locally, uploading at the end", "work_dir", runDir, "output", c.RunDir())
+	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -123,7 +134,7 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	}
 	base.Weights = nil // the store holds its own copy
 
-	res := &Result{RunDir: runDir, Stats: stats, RefCache: "off"}
+	res := &Result{RunDir: runDir, LocalDir: runDir, Stats: stats, RefCache: "off"}
 
 	// Reference log-probs, once per data set, before a checkpoint is restored: with --full the
 	// store then still holds the initial weights, which are the reference policy. LoRA runs
@@ -363,8 +374,68 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 			log.Info("merged model written", "dir", c.MergeOutput)
 		}
 	}
-	log.Info("done", "dir", runDir, "steps", total, "train_time", res.TrainTime.Round(time.Millisecond))
+	if blob.IsGCS(c.OutputDir) {
+		if err := publish(ctx, res, c.RunDir()); err != nil {
+			return res, err
+		}
+	}
+	log.Info("done", "dir", res.RunDir, "steps", total, "train_time", res.TrainTime.Round(time.Millisecond))
 	return res, nil
+}
+
+// publish uploads a finished run's files from res.LocalDir to remote (a gs:// run directory):
+// training_args.json, data_stats.json, metrics.jsonl and the exported adapter or model, the
+// weights last, so that a reader who finds the weights finds a complete run (each object
+// appears whole when its upload ends). Checkpoints stay in the local work directory. res's
+// RunDir and file lists then name the uploaded objects.
+func publish(ctx context.Context, res *Result, remote string) error {
+	exported := &res.AdapterFiles
+	if len(res.ModelFiles) > 0 {
+		exported = &res.ModelFiles
+	}
+	names := []string{ArgsFileName, DataStatsFileName, MetricsFileName}
+	var weights []string
+	for _, f := range *exported {
+		if strings.HasSuffix(f, ".safetensors") {
+			weights = append(weights, filepath.Base(f))
+		} else {
+			names = append(names, filepath.Base(f))
+		}
+	}
+	names = append(names, weights...)
+	uploaded := make([]string, 0, len(*exported))
+	for _, name := range names {
+		dst := blob.Join(remote, name)
+		if err := upload(ctx, filepath.Join(res.LocalDir, name), dst); err != nil {
+			return fmt.Errorf("train: upload %s: %w (the run is complete in %s; copy it with gcloud storage cp -r)", dst, err, res.LocalDir)
+		}
+		for _, f := range *exported {
+			if filepath.Base(f) == name {
+				uploaded = append(uploaded, dst)
+			}
+		}
+	}
+	*exported = uploaded
+	res.RunDir = remote
+	return nil
+}
+
+// upload streams the local file src to dst (a full model's weights need not fit in memory).
+func upload(ctx context.Context, src, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := blob.Create(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Close()
 }
 
 // buildModel puts the base weights into store and returns the model and its trained

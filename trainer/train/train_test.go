@@ -9,12 +9,17 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/trainer/model"
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob/gcstest"
 	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
 	"github.com/pantrypilot/recipe-dpo/transforms/shards"
 )
@@ -177,5 +182,119 @@ func TestTrainAllParallel(t *testing.T) {
 	cx.Backend = "xla:cuda"
 	if _, err := TrainAll(context.Background(), cx, testEnv(t), 2); err == nil || !strings.Contains(err.Error(), "pure-Go") {
 		t.Errorf("xla backend with parallel 2: err = %v, want a refusal", err)
+	}
+}
+
+// TestTrainAllFailureCancelsTheRest runs train-all with two personas at once where the third
+// persona's shard is broken: the short persona finishes first and keeps its adapter, the broken
+// one fails when it starts, the long one still training is cancelled (a checkpoint, no
+// adapter) and resumes to the end on its own afterwards.
+func TestTrainAllFailureCancelsTheRest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few seconds")
+	}
+	ctx := context.Background()
+	fx := newFixture(t, 6, "p_a_short", "p_b_long")
+	long := syntheticExamples("p_b_long", 80)
+	if _, err := shards.Write(ctx, shards.PersonaDir(fx.root, shards.DirDPOFormatted, "p_b_long"), long, 0, schemas.ShardInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	bad := shards.PersonaDir(fx.root, shards.DirDPOFormatted, "p_c_bad")
+	if _, err := shards.Write(ctx, bad, []schemas.DeadLetter{{Stage: "x", RecordID: "1", Reason: "r"}}, 0, schemas.ShardInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	c := fx.config("")
+	c.Epochs, c.SaveSteps = 3, 0
+	env := testEnv(t)
+	env.Backend = nil // each concurrent run makes its own, as the trainer binary does
+	res, err := TrainAll(ctx, c, env, 2)
+	if err == nil || !strings.Contains(err.Error(), "persona p_c_bad") || !strings.Contains(err.Error(), "wrong schema") {
+		t.Fatalf("err = %v, want the broken persona's schema error", err)
+	}
+	if len(res) != 1 || filepath.Base(res[0].RunDir) != "p_a_short_v1.0" {
+		t.Fatalf("results %v, want only the short persona's", res)
+	}
+	if _, err := os.Stat(filepath.Join(res[0].RunDir, "adapter_model.safetensors")); err != nil {
+		t.Errorf("the finished persona's adapter: %v", err)
+	}
+	longDir := filepath.Join(fx.outDir, "p_b_long_v1.0")
+	if _, err := os.Stat(filepath.Join(longDir, "adapter_model.safetensors")); !os.IsNotExist(err) {
+		t.Fatalf("the cancelled persona has an adapter (stat err %v): it should have stopped early", err)
+	}
+	cl := c
+	cl.Persona, cl.Resume = "p_b_long", true
+	r, err := Train(ctx, cl, testEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ResumedFrom == 0 {
+		t.Errorf("the cancelled persona resumed from step 0: its cancellation left no checkpoint")
+	}
+	if _, err := os.Stat(filepath.Join(longDir, "adapter_model.safetensors")); err != nil {
+		t.Errorf("after --resume: %v", err)
+	}
+}
+
+// TestTrainOnGCS reads the shards from gs:// and writes the run to gs:// (fake-gcs-server
+// through STORAGE_EMULATOR_HOST): the uploaded adapter is the same bytes as a run on local
+// directories, the files are all there, checkpoints stay in the work directory, and a bucket
+// that does not exist fails before training with nothing written.
+func TestTrainOnGCS(t *testing.T) {
+	ctx := context.Background()
+	fx := newFixture(t, 6, "p_gcs")
+	srv := gcstest.Start(t, "runs")
+	root := "gs://runs/run1"
+	if _, err := shards.Write(ctx, shards.PersonaDir(root, shards.DirDPOFormatted, "p_gcs"), syntheticExamples("p_gcs", 6), 0, schemas.ShardInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	local, err := Train(ctx, fx.config("p_gcs"), testEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := fx.config("p_gcs")
+	c.DataRoot, c.OutputDir, c.WorkDir = root, root+"/trained_models", t.TempDir()
+	res, err := Train(ctx, c, testEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "gs://runs/run1/trained_models/p_gcs_v1.0"; res.RunDir != want || c.RunDir() != want {
+		t.Errorf("RunDir %q (config %q), want %q", res.RunDir, c.RunDir(), want)
+	}
+	if want := filepath.Join(c.WorkDir, "p_gcs_v1.0"); res.LocalDir != want {
+		t.Errorf("LocalDir %q, want %q", res.LocalDir, want)
+	}
+	if _, err := os.Stat(filepath.Join(res.LocalDir, CheckpointsDir)); err != nil {
+		t.Errorf("checkpoints in the work directory: %v", err)
+	}
+	objects, _, err := srv.ListObjectsWithOptions("runs", fakestorage.ListOptions{Prefix: "run1/trained_models/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range objects {
+		names = append(names, strings.TrimPrefix(o.Name, "run1/trained_models/p_gcs_v1.0/"))
+	}
+	slices.Sort(names)
+	if want := []string{"adapter_config.json", "adapter_model.safetensors", DataStatsFileName, MetricsFileName, ArgsFileName}; !slices.Equal(names, want) {
+		t.Errorf("uploaded %v, want %v", names, want)
+	}
+	got, err := blob.ReadFile(ctx, res.RunDir+"/adapter_model.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, readFile(t, filepath.Join(local.RunDir, "adapter_model.safetensors"))) {
+		t.Error("the adapter trained from and to gs:// differs from the one trained on local directories")
+	}
+	if len(res.AdapterFiles) != 2 || !strings.HasPrefix(res.AdapterFiles[1], "gs://runs/run1/trained_models/p_gcs_v1.0/") {
+		t.Errorf("AdapterFiles %v, want the uploaded objects", res.AdapterFiles)
+	}
+
+	c.OutputDir, c.WorkDir = "gs://no-such-bucket/x", t.TempDir()
+	if _, err := Train(ctx, c, testEnv(t)); err == nil || !strings.Contains(err.Error(), "output_dir") {
+		t.Fatalf("missing bucket: err = %v, want an output_dir error", err)
+	}
+	if entries, _ := os.ReadDir(c.WorkDir); len(entries) != 0 {
+		t.Errorf("missing bucket: the work directory has %d entries, want none (nothing trained)", len(entries))
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/pantrypilot/recipe-dpo/trainer/model"
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
 	"github.com/pantrypilot/recipe-dpo/trainer/tokenizer"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob/gcstest"
 	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
 	"github.com/pantrypilot/recipe-dpo/transforms/shards"
 )
@@ -131,6 +133,24 @@ func TestCommands(t *testing.T) {
 		if _, err := peft.Load(filepath.Join(root, "trained_models", p+"_v2.0"), mc); err != nil {
 			t.Errorf("train-all output for %s: %v", p, err)
 		}
+	}
+
+	// A run root on GCS (fake-gcs-server): shards read from it, the adapter uploaded to its
+	// trained_models/ by default, checkpoints in --work_dir.
+	gcstest.Start(t, "runs")
+	writeShards(t, "gs://runs/r1", 8, "persona_a")
+	work := filepath.Join(dir, "work")
+	gcsArgs := []string{"train", "--persona", "persona_a", "--data_root", "gs://runs/r1", "--work_dir", work}
+	if out, err := runCmd(t, append(gcsArgs, common[2:]...)...); err != nil {
+		t.Fatalf("train on gs://: %v\n%s", err, out)
+	}
+	for _, f := range []string{peft.ConfigFileName, peft.WeightsFileName} {
+		if _, err := blob.ReadFile(context.Background(), "gs://runs/r1/trained_models/persona_a_v1.0/"+f); err != nil {
+			t.Errorf("train on gs://: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "persona_a_v1.0", "checkpoints")); err != nil {
+		t.Errorf("train on gs://: checkpoints in --work_dir: %v", err)
 	}
 
 	// Bad inputs: an error naming the fix, and the right exit status.

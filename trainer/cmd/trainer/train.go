@@ -5,10 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
-	"strings"
 
 	"github.com/pantrypilot/recipe-dpo/trainer/train"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 )
 
 // trainFlags binds every train.Config field to a flag of the same (JSON) name, defaulting to
@@ -20,7 +19,8 @@ func trainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.StringVar(&c.ModelDir, "model_dir", c.ModelDir, "base model: Hugging Face Llama directory (config.json, model.safetensors)")
 	fs.StringVar(&c.Tokenizer, "tokenizer", c.Tokenizer, "tokenizer.json (default <model_dir>/tokenizer.json)")
 	fs.StringVar(&c.SFTAdapter, "sft_adapter", c.SFTAdapter, "PEFT adapter directory merged into the base model at load (optional)")
-	fs.StringVar(&c.OutputDir, "output_dir", c.OutputDir, "parent of <persona>_v<version>/ (default <data_root>/trained_models for a local data_root)")
+	fs.StringVar(&c.OutputDir, "output_dir", c.OutputDir, "parent of <persona>_v<version>/, a local directory or gs://bucket/prefix (default <data_root>/trained_models)")
+	fs.StringVar(&c.WorkDir, "work_dir", c.WorkDir, "with a gs:// output_dir: the local directory the run trains in (checkpoints, reference cache) before the upload; --resume needs the same one (default <user cache dir>/recipe-dpo/trainer/<bucket>/<prefix>)")
 	fs.StringVar(&c.Version, "version", c.Version, "model version in the output directory name")
 	fs.StringVar(&c.MergeOutput, "merge_output", c.MergeOutput, "also write a full model directory with the adapter merged in (train only); with --full, a copy of the trained model directory")
 	fs.StringVar(&c.RefCacheDir, "ref_cache_dir", c.RefCacheDir, "reference log-prob cache (default <output_dir>/.ref_cache)")
@@ -87,10 +87,7 @@ func runTrain(ctx context.Context, args []string, stderr io.Writer, all bool) er
 		return err
 	}
 	if c.OutputDir == "" && c.DataRoot != "" {
-		if strings.HasPrefix(c.DataRoot, "gs://") {
-			return flagError{fmt.Errorf("--output_dir is required with a gs:// --data_root (adapters are written locally)")}
-		}
-		c.OutputDir = filepath.Join(c.DataRoot, "trained_models")
+		c.OutputDir = blob.Join(c.DataRoot, "trained_models")
 	}
 	env := train.Env{Logger: log}
 	if isTerminal(stderr) {
