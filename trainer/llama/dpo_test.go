@@ -197,21 +197,44 @@ func TestLoRAGradients(t *testing.T) {
 }
 
 // TestFullWeightGradients checks the base weights' gradients when the base trains (SFT's --full),
-// on the completion NLL, against central differences: the gate and up projections (in < out)
-// take their weight gradient through rowsTimesWeightT's rerouted product, the others GoMLX's.
+// on the completion NLL, against central differences: the gate and up projections and the
+// output head (in < out) take their weight gradient through rowsTimesWeightT's rerouted
+// product, the others GoMLX's; with tied embeddings the head's gradient adds to the embedding
+// lookup's.
 func TestFullWeightGradients(t *testing.T) {
-	store, m := newTinyModel(t, dtypes.Float64, LoRAConfig{Rank: 2, Alpha: 4, TargetModules: []string{"q_proj"}})
-	m.TrainBase = true
-	batch := preferenceBatch(rand.New(rand.NewPCG(9, 9)), 2, 7, 3, m.Config.VocabSize, 5, 6)
-	checkFiniteDifferences(t, store, batch, []string{
-		"model.layers.0.mlp.gate_proj.weight",
-		"model.layers.1.mlp.up_proj.weight",
-		"model.layers.0.mlp.down_proj.weight",
-		"model.layers.0.self_attn.k_proj.weight",
-		"model.layers.1.self_attn.q_proj.weight",
-	}, math.NaN(), func(scope *model.Scope, inputs []*Node) *Node {
-		return Neg(ReduceAllSum(m.SequenceLogProbs(scope, inputs[0], inputs[1], inputs[2], AdapterOff)))
-	})
+	for _, tied := range []bool{false, true} {
+		t.Run(map[bool]string{false: "untied", true: "tied"}[tied], func(t *testing.T) {
+			cfg := tinyConfig()
+			cfg.TieWordEmbeddings = tied
+			m, err := New(cfg, dtypes.Float64, &LoRAConfig{Rank: 2, Alpha: 4, TargetModules: []string{"q_proj"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.TrainBase = true
+			store := model.NewStore()
+			if err := LoadWeights(store, cfg, dtypes.Float64, randomWeights(cfg, 1, 0.3)); err != nil {
+				t.Fatal(err)
+			}
+			if err := AddLoRA(store, m, 2); err != nil {
+				t.Fatal(err)
+			}
+			checked := []string{
+				"model.layers.0.mlp.gate_proj.weight",
+				"model.layers.1.mlp.up_proj.weight",
+				"model.layers.0.mlp.down_proj.weight",
+				"model.layers.0.self_attn.k_proj.weight",
+				"model.layers.1.self_attn.q_proj.weight",
+				"model.embed_tokens.weight",
+			}
+			if !tied {
+				checked = append(checked, "lm_head.weight")
+			}
+			batch := preferenceBatch(rand.New(rand.NewPCG(9, 9)), 2, 7, 3, cfg.VocabSize, 5, 6)
+			checkFiniteDifferences(t, store, batch, checked, math.NaN(), func(scope *model.Scope, inputs []*Node) *Node {
+				return Neg(ReduceAllSum(m.SequenceLogProbs(scope, inputs[0], inputs[1], inputs[2], AdapterOff)))
+			})
+		})
+	}
 }
 
 // checkFiniteDifferences compares the analytic gradient of lossFn (a scalar of the batch's ids,
