@@ -65,7 +65,7 @@ func registerFlags(fs *flag.FlagSet) *options {
 	fs.IntVar(&o.SFTBatch, "sft_batch_size", 16, "SFT sequences per step")
 	fs.IntVar(&o.SFTMaxLen, "sft_max_length", 512, "SFT max tokens per sequence")
 
-	fs.IntVar(&o.Count, "count", 180, "prompts per persona for the data-preparation job (spec: 500)")
+	fs.IntVar(&o.Count, "count", 300, "prompts per persona for the data-preparation job (spec: 500)")
 	fs.Float64Var(&o.TempA, "temperature_a", 0.7, "variant A sampling temperature in prepare (spec: 0.7)")
 	fs.Float64Var(&o.TempB, "temperature_b", 0.9, "variant B sampling temperature in prepare (spec: 0.9)")
 	fs.IntVar(&o.MaxTokens, "max_tokens", 200, "max tokens per generated recipe")
