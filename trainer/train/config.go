@@ -281,10 +281,7 @@ func (c Config) loraConfig() llama.LoRAConfig {
 // RunDir is where the run's results go: <output_dir>/<persona>_v<version>, a local directory
 // or a gs:// prefix.
 func (c Config) RunDir() string {
-	if blob.IsGCS(c.OutputDir) {
-		return blob.Join(c.OutputDir, c.runName())
-	}
-	return filepath.Join(c.OutputDir, c.runName())
+	return blob.Join(c.OutputDir, c.runName())
 }
 
 func (c Config) runName() string { return c.Persona + "_v" + c.Version }
