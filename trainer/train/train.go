@@ -403,19 +403,15 @@ func publish(ctx context.Context, res *Result, remote string) error {
 		}
 	}
 	names = append(names, weights...)
-	uploaded := make([]string, 0, len(*exported))
 	for _, name := range names {
 		dst := blob.Join(remote, name)
 		if err := upload(ctx, filepath.Join(res.LocalDir, name), dst); err != nil {
 			return fmt.Errorf("train: upload %s: %w (the run is complete in %s; copy it with gcloud storage cp -r)", dst, err, res.LocalDir)
 		}
-		for _, f := range *exported {
-			if filepath.Base(f) == name {
-				uploaded = append(uploaded, dst)
-			}
-		}
 	}
-	*exported = uploaded
+	for i, f := range *exported {
+		(*exported)[i] = blob.Join(remote, filepath.Base(f))
+	}
 	res.RunDir = remote
 	return nil
 }
@@ -474,9 +470,8 @@ func buildModel(store *model.Store, base *baseModel, c Config) (*llama.Model, *t
 // small model keeps only part of the cores busy. With parallel > 1 each concurrent run gets
 // its own backend (or shares env.Backend when one is given), so it needs the pure-Go one (an
 // XLA client holds most of its device's memory), and runs log their progress instead of
-// drawing bars. At the first failure the
-// runs still going are cancelled; TrainAll returns the results of the personas that
-// finished, in persona order, and the error.
+// drawing bars. At the first failure the runs still going are cancelled; TrainAll returns the
+// results of the personas that finished, in persona order, and the error.
 func TrainAll(ctx context.Context, c Config, env Env, parallel int) ([]*Result, error) {
 	if parallel < 1 {
 		return nil, fmt.Errorf("train-all: parallel (%d) must be ≥ 1", parallel)
