@@ -7,7 +7,6 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/ml/layers/attention/pos"
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions"
 )
@@ -76,10 +75,10 @@ func (m *Model) ForwardCached(scope *model.Scope, ids, positions *Node, cache KV
 	}
 
 	// The same host-computed table as Logits, so cached and full passes rotate identically.
-	cosTable, sinTable := RoPECosSin(g, c, capacity, m.DType) // [L, D/2] each
+	cosTable, sinTable := RoPECosSin(g, c, capacity, m.DType) // [L, D] each
 	posIdx := InsertAxes(positions, -1)                       // [B, T, 1]
-	cos := Gather(cosTable, posIdx)                           // [B, T, D/2]
-	sin := Gather(sinTable, posIdx)                           // [B, T, D/2]
+	cos := InsertAxes(Gather(cosTable, posIdx), 2)            // [B, T, 1, D]
+	sin := InsertAxes(Gather(sinTable, posIdx), 2)            // [B, T, 1, D]
 
 	slots := Iota(g, shapes.Make(dtypes.Int32, b, t, capacity), 2)     // [B, T, L]
 	posB := BroadcastToDims(posIdx, b, t, capacity)                    // [B, T, L]
@@ -121,7 +120,7 @@ func (m *Model) LMHead(scope *model.Scope, x *Node) *Node {
 
 // cachedKV carries one layer's cache and the chunk's position tensors through cachedAttention.
 type cachedKV struct {
-	cos, sin     *Node // [B, T, D/2]
+	cos, sin     *Node // [B, T, 1, D]: rows of the [RoPECosSin] tables at the chunk's positions
 	allowed      *Node // [B, T, L] bool
 	write        *Node // [B, T, L] one-hot of the chunk's positions, m.DType
 	filled       *Node // [B, L] bool: slots written by this chunk
@@ -144,9 +143,8 @@ func (m *Model) cachedAttention(scope *model.Scope, x *Node, kv *cachedKV, adapt
 	q = Reshape(q, b, t, n, d)                                    // [B, T, N, D]
 	kk = Reshape(kk, b, t, k, d)                                  // [B, T, K, D]
 	v = Reshape(v, b, t, k, d)                                    // [B, T, K, D]
-	rope := pos.NewRoPEWithCosSin(kv.cos, kv.sin)                 // per-row positions
-	q = rope.Encode(q, 1)                                         // [B, T, N, D]
-	kk = rope.Encode(kk, 1)                                       // [B, T, K, D]
+	q = rotary(q, kv.cos, kv.sin)                                 // [B, T, N, D]; per-row positions
+	kk = rotary(kk, kv.cos, kv.sin)                               // [B, T, K, D]
 	q = MulScalar(q, 1/math.Sqrt(float64(d)))                     // scaled as in [Model.Attention]
 
 	// Scatter without DynamicUpdateSlice: each slot gets at most one term of the one-hot

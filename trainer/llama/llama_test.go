@@ -12,6 +12,7 @@ import (
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/layers/attention/pos"
 	"github.com/gomlx/gomlx/ml/model"
 
 	llamacfg "github.com/pantrypilot/recipe-dpo/trainer/model"
@@ -213,6 +214,7 @@ func TestReroutedGradientsMatchDerived(t *testing.T) {
 		return tensors.FromFlatDataAndDimensions(d, dims...)
 	}
 	xwt := func(x, w *graph.Node) *graph.Node { return graph.DotGeneral(x, []int{1}, nil, w, []int{1}, nil) }
+	cfg, seq := tinyConfig(), 6
 	cases := []struct {
 		name            string
 		rerouted, plain func(a, b *graph.Node) *graph.Node
@@ -228,6 +230,23 @@ func TestReroutedGradientsMatchDerived(t *testing.T) {
 				return graph.DotGeneral(p, []int{4}, []int{0, 1}, v, []int{2}, []int{0, 1})
 			},
 			random(2, 2, 3, 5, 5), random(2, 2, 5, 4)},
+		// rotary has one input; the sum of both inputs feeds it.
+		// Against GoMLX's own rotary embeddings on the half tables (cos θ, sin θ) [S, D/2].
+		{"rotary", func(a, b *graph.Node) *graph.Node {
+			cos, sin := RoPECosSin(a.Graph(), cfg, seq, dtypes.Float64)
+			return rotary(graph.Add(a, b), graph.ExpandLeftToRank(cos, 4), graph.ExpandLeftToRank(sin, 4))
+		}, func(a, b *graph.Node) *graph.Node {
+			inv := RoPEInvFreq(cfg)
+			cos, sin := make([]float64, seq*len(inv)), make([]float64, seq*len(inv))
+			for p := range seq {
+				for i, f := range inv {
+					cos[p*len(inv)+i], sin[p*len(inv)+i] = math.Cos(float64(p)*f), math.Sin(float64(p)*f)
+				}
+			}
+			g := a.Graph()
+			rope := pos.NewRoPEWithCosSin(graph.Reshape(graph.Const(g, cos), seq, -1), graph.Reshape(graph.Const(g, sin), seq, -1))
+			return rope.Encode(graph.Add(a, b), 2)
+		}, random(2, 3, seq, cfg.HeadDimension()), random(2, 3, seq, cfg.HeadDimension())},
 		{"rowsTimesWeightT/out>in", rowsTimesWeightT, xwt, random(7, 3), random(6, 3)},
 		{"rowsTimesWeightT/out<in", rowsTimesWeightT, xwt, random(7, 5), random(2, 5)},
 	}
