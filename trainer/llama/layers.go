@@ -131,14 +131,15 @@ func AttentionMask(attentionMask *Node) *Node {
 // (transformers' mask value). It is built once per forward pass and shared by the layers. The
 // bias is materialised at full size on purpose: GoMLX's Go backend adds a [B, 1, 1, S, S]
 // operand to [B, K, G, S, S] scores element by element through a general broadcast iterator,
-// while a same-shape sum is a plain loop; and it is broadcast over a leading heads axis and
-// then transposed with the backend's [1, 0, 2] kernel, both of which copy whole rows.
+// while a same-shape sum is a plain loop. It is built as K·G copies concatenated along the
+// heads axis, which the backend does with one block copy per head and row of the batch (a
+// broadcast over a leading heads axis and a [1, 0, 2] transpose took two passes).
 func AttentionBias(allowed *Node, k, grp int, dtype dtypes.DType) *Node {
 	g := allowed.Graph()
 	b, s := allowed.Shape().Dimensions[0], allowed.Shape().Dimensions[1]
-	bias := Where(allowed, ScalarZero(g, dtype), Scalar(g, dtype, lowestFinite(dtype)))  // [B, S, S]
-	bias = ExpandAndBroadcast(Reshape(bias, b, s*s), []int{k * grp, b, s * s}, []int{0}) // [N, B, S·S]
-	return Reshape(TransposeAllAxes(bias, 1, 0, 2), b, k, grp, s, s)                     // [B, K, G, S, S]
+	bias := Where(allowed, ScalarZero(g, dtype), Scalar(g, dtype, lowestFinite(dtype))) // [B, S, S]
+	heads := slices.Repeat([]*Node{Reshape(bias, b, 1, s*s)}, k*grp)                    // N × [B, 1, S·S]
+	return Reshape(Concatenate(heads, 1), b, k, grp, s, s)                              // [B, K, G, S, S]
 }
 
 // Attention is Llama's self-attention with grouped-query heads and rotary embeddings.
