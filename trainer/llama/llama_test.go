@@ -203,7 +203,8 @@ func TestRoPEInvFreqLlama3Regimes(t *testing.T) {
 // TestReroutedGradientsMatchDerived checks the products whose gradients are computed by hand
 // (gradientVia) against the gradients GoMLX derives for the plain products, in float64: the
 // attention scores (key gradient), probabilities times values (value gradient) and x·wᵀ
-// (weight gradient, both branches), for every input.
+// (weight gradient, both branches), for every input; and the hand-written rotary embeddings
+// (value and derived gradient) against GoMLX's own pos.RoPEWithCosSin.
 func TestReroutedGradientsMatchDerived(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	random := func(dims ...int) *tensors.Tensor {
@@ -230,8 +231,7 @@ func TestReroutedGradientsMatchDerived(t *testing.T) {
 				return graph.DotGeneral(p, []int{4}, []int{0, 1}, v, []int{2}, []int{0, 1})
 			},
 			random(2, 2, 3, 5, 5), random(2, 2, 5, 4)},
-		// rotary has one input; the sum of both inputs feeds it.
-		// Against GoMLX's own rotary embeddings on the half tables (cos θ, sin θ) [S, D/2].
+		// rotary has one input, fed the sum of both; GoMLX's takes the half tables [S, D/2].
 		{"rotary", func(a, b *graph.Node) *graph.Node {
 			cos, sin := RoPECosSin(a.Graph(), cfg, seq, dtypes.Float64)
 			return rotary(graph.Add(a, b), graph.ExpandLeftToRank(cos, 4), graph.ExpandLeftToRank(sin, 4))
