@@ -182,7 +182,7 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter A
 	// An additive mask, as transformers': a disallowed score becomes exactly the lowest finite
 	// value (a |score| < 1e31 is lost in the rounding), and the gradient of the sum is the
 	// identity, where a Where's would be one more pass over the scores.
-	probs := Softmax(Add(scores, bias), -1)                                   // [B, K, G, S(q), S(t)]
+	probs := softmax(Add(scores, bias))                                       // [B, K, G, S(q), S(t)]
 	out := attentionValues(probs, vh)                                         // [B, K, G, S, D]
 	out = TransposeAllAxes(Reshape(out, b, n, s, d), 0, 2, 1, 3)              // [B, S, N, D]
 	out = Reshape(out, b, s, n*d)                                             // [B, S, N·D]
@@ -215,6 +215,20 @@ func attentionValues(probs, vh *Node) *Node {
 		dv := DotGeneral(headsMinor(dOut), []int{3, 4}, []int{0, 1}, probs, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
 		return TransposeAllAxes(dv, 0, 1, 3, 2)                                                       // [B, K, T, D]
 	})
+}
+
+// softmax is GoMLX's Softmax over the last axis with its gradient written out: dx = p·(dy −
+// Σ dy·p), the sum over the softmax axis. GoMLX runs the backend's fused softmax forward but,
+// having no fused gradient, also builds the decomposed max/sub/exp/sum/div graph and derives
+// the gradient through it, so every training graph ran a second softmax over the scores and a
+// longer backward. The derived gradient is still built (see [gradientVia]) but nothing reads
+// it, and the decomposed forward goes with it.
+func softmax(x *Node) *Node {
+	var p *Node
+	p = gradientVia(x, func(x *Node) *Node { return Softmax(x, -1) }, func(dy *Node) *Node {
+		return Mul(p, Sub(dy, ReduceAndKeep(Mul(dy, p), ReduceSum, -1)))
+	})
+	return p
 }
 
 // headsMinor lays x [B, K, G, S, D] out as [B, K, D, G, S]. The permutation moves the last

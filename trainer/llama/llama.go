@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 
 	llamacfg "github.com/pantrypilot/recipe-dpo/trainer/model"
@@ -54,6 +55,9 @@ type Model struct {
 	// TrainBase makes the base weights trainable (full fine-tuning). Off, the default, every
 	// graph marks them frozen, so only the adapter trains.
 	TrainBase bool
+	// masks are the LoRA dropout masks of a training graph, drawn outside it (see
+	// [Model.WithDropoutMasks]); nil: dropout is drawn in the graph.
+	masks map[string]*graph.Node
 }
 
 // New validates cfg and lora (which may be nil) and returns a Model computing in dtype.
@@ -89,6 +93,7 @@ func (m *Model) withoutDropout() *Model {
 	l := *m.LoRA
 	l.Dropout = 0
 	c.LoRA = &l
+	c.masks = nil
 	return &c
 }
 

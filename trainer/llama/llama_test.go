@@ -203,7 +203,7 @@ func TestRoPEInvFreqLlama3Regimes(t *testing.T) {
 // TestReroutedGradientsMatchDerived checks the products whose gradients are computed by hand
 // (gradientVia) against the gradients GoMLX derives for the plain products, in float64: the
 // attention scores (key gradient), probabilities times values (value gradient) and x·wᵀ
-// (weight gradient, both branches), for every input; and the hand-written rotary embeddings
+// (weight gradient, both branches), for every input; softmax with its written-out gradient; and the hand-written rotary embeddings
 // (value and derived gradient) against GoMLX's own pos.RoPEWithCosSin.
 func TestReroutedGradientsMatchDerived(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
@@ -211,6 +211,16 @@ func TestReroutedGradientsMatchDerived(t *testing.T) {
 		d := make([]float64, product(dims))
 		for i := range d {
 			d[i] = rng.NormFloat64()
+		}
+		return tensors.FromFlatDataAndDimensions(d, dims...)
+	}
+	masked := func(dims ...int) *tensors.Tensor { // random, with the lowest float64 in every third entry
+		d := make([]float64, product(dims))
+		for i := range d {
+			d[i] = rng.NormFloat64()
+			if i%3 == 0 {
+				d[i] = -math.MaxFloat64
+			}
 		}
 		return tensors.FromFlatDataAndDimensions(d, dims...)
 	}
@@ -247,6 +257,10 @@ func TestReroutedGradientsMatchDerived(t *testing.T) {
 			rope := pos.NewRoPEWithCosSin(graph.Reshape(graph.Const(g, cos), seq, -1), graph.Reshape(graph.Const(g, sin), seq, -1))
 			return rope.Encode(graph.Add(a, b), 2)
 		}, random(2, 3, seq, cfg.HeadDimension()), random(2, 3, seq, cfg.HeadDimension())},
+		// softmax has one input, fed the sum of both; a large negative entry stands in for the mask.
+		{"softmax", func(a, b *graph.Node) *graph.Node { return softmax(graph.Add(a, b)) },
+			func(a, b *graph.Node) *graph.Node { return graph.Softmax(graph.Add(a, b), -1) },
+			random(2, 2, 3, 5, 5), masked(2, 2, 3, 5, 5)},
 		{"rowsTimesWeightT/out>in", rowsTimesWeightT, xwt, random(7, 3), random(6, 3)},
 		{"rowsTimesWeightT/out<in", rowsTimesWeightT, xwt, random(7, 5), random(2, 5)},
 	}

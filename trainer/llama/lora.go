@@ -9,7 +9,6 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/ml/layers"
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions"
 
@@ -142,7 +141,8 @@ func (m *Model) weight(g *Graph, scope *model.Scope, name string, trainable bool
 //
 //	y += (α/R) · dropout(x)·Aᵀ·Bᵀ,  A = scope/lora_A/weight [R, in], B = scope/lora_B/weight [out, R].
 //
-// x is [..., in]; the result is [..., out]. Dropout applies only in training graphs.
+// x is [..., in]; the result is [..., out]. Dropout applies only in training graphs (see
+// [Model.WithDropoutMasks] for where it is drawn).
 func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, adapter Adapter) *Node {
 	g := x.Graph()
 	dims := x.Shape().Dimensions
@@ -160,10 +160,12 @@ func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, 
 	r := m.LoRA.Rank
 	a := m.weight(g, scope.At("lora_A"), "weight", true, r, in)  // [R, in]
 	b := m.weight(g, scope.At("lora_B"), "weight", true, out, r) // [out, R]
-	xd := layers.DropoutStatic(scope, x2, m.LoRA.Dropout)        // [N, in]; identity unless training
-	za := rowsTimesWeightT(xd, a)                                // [N, R]
-	zb := rowsTimesWeightT(za, b)                                // [N, out]
-	return Reshape(Add(y, MulScalar(zb, m.LoRA.Scale())), outDims...)
+	xd, scale := m.dropout(scope, HFName(scope.Scope()), x2)     // [N, in]; x2 unless training
+	// The factor goes on the rank-wide za rather than on the out-wide update: one pass over
+	// [N, R] instead of [N, out], forward and backward.
+	za := MulScalar(rowsTimesWeightT(xd, a), scale) // [N, R]
+	zb := rowsTimesWeightT(za, b)                   // [N, out]
+	return Reshape(Add(y, zb), outDims...)
 }
 
 // rowsTimesWeightT is x·wᵀ for rows x [N, in] and a weight w [out, in]: [N, out]. The weight's

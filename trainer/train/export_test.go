@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 
@@ -99,43 +100,61 @@ func TestPEFTRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDropoutSeeded: with dropout the loss depends on the micro-batch's seed, and only on it.
+// TestDropoutSeeded: with dropout the loss depends on the micro-batch's seed, and only on it,
+// with the masks drawn in Go and fed to the graph (the Go backend) and drawn in the graph (XLA
+// backends, here forced on the Go backend). A model without dropout reads no masks.
 func TestDropoutSeeded(t *testing.T) {
 	fx := newFixture(t, 4, "p1")
 	c := fx.config("p1")
 	c.LoRADropout = 0.5
-	store, m, tv, exs, pad := setup(t, c)
-	for _, s := range llama.LoRAWeightSpecs(m.Config, *m.LoRA) { // make the adapter matter
-		v := store.GetVariable(llama.VariablePath(s.Name))
-		vals := make([]float32, v.Shape().Size())
-		for i := range vals {
-			vals[i] = 0.05 * float32(i%7-3)
-		}
-		if err := v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)); err != nil {
-			t.Fatal(err)
-		}
+	for _, hostMasks := range []bool{true, false} {
+		t.Run(fmt.Sprintf("hostMasks=%v", hostMasks), func(t *testing.T) {
+			store, m, tv, exs, pad := setup(t, c)
+			if got := hostDropout(backend(t), m); !got {
+				t.Fatalf("hostDropout on the Go backend with dropout 0.5 = false")
+			}
+			for _, s := range llama.LoRAWeightSpecs(m.Config, *m.LoRA) { // make the adapter matter
+				v := store.GetVariable(llama.VariablePath(s.Name))
+				vals := make([]float32, v.Shape().Size())
+				for i := range vals {
+					vals[i] = 0.05 * float32(i%7-3)
+				}
+				if err := v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			micro, err := newMicroStep(backend(t), store, m, c, tv, hostMasks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := data.Batches(exs, data.Options{BatchSize: 4, PadID: pad}, 0)[0]
+			loss := func(seed int64) float64 {
+				if err := store.SetRNGStateFromSeed(seed); err != nil {
+					t.Fatal(err)
+				}
+				args := append(batchTensors(b), scalarF32(0))
+				if hostMasks {
+					args = append(args, dropoutMasks(m, b, seed)...)
+				}
+				outs, err := micro.Exec(args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return scalar(outs[0])
+			}
+			a1, a2, b1 := loss(dropoutSeed(1, 0, 0)), loss(dropoutSeed(1, 0, 0)), loss(dropoutSeed(1, 0, 1))
+			if a1 != a2 {
+				t.Errorf("same seed, losses %v and %v: dropout is not reproducible", a1, a2)
+			}
+			if a1 == b1 {
+				t.Errorf("different seeds, same loss %v: dropout is not applied", a1)
+			}
+		})
 	}
-	micro, err := newMicroStep(backend(t), store, m, c, tv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := data.Batches(exs, data.Options{BatchSize: 4, PadID: pad}, 0)[0]
-	loss := func(seed int64) float64 {
-		if err := store.SetRNGStateFromSeed(seed); err != nil {
-			t.Fatal(err)
-		}
-		outs, err := micro.Exec(append(batchTensors(b), scalarF32(0))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return scalar(outs[0])
-	}
-	a1, a2, b1 := loss(dropoutSeed(1, 0, 0)), loss(dropoutSeed(1, 0, 0)), loss(dropoutSeed(1, 0, 1))
-	if a1 != a2 {
-		t.Errorf("same seed, losses %v and %v: dropout is not reproducible", a1, a2)
-	}
-	if a1 == b1 {
-		t.Errorf("different seeds, same loss %v: dropout is not applied", a1)
+	c.LoRADropout = 0
+	_, m, _, _, _ := setup(t, c)
+	if hostDropout(backend(t), m) {
+		t.Errorf("hostDropout without dropout = true")
 	}
 }
 

@@ -6,11 +6,13 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions"
 
+	"github.com/pantrypilot/recipe-dpo/trainer/data"
 	"github.com/pantrypilot/recipe-dpo/trainer/llama"
 )
 
@@ -121,21 +123,38 @@ func microMetricNames(mode string) []string {
 // newMicroStep returns the executor of one micro-batch:
 //
 //	(ids, attention, completion [2B, S] int32 — chosen rows then rejected; sft: [B, S] chosen only,
-//	 weight scalar f32 [, refChosen, refRejected [B] f32 — cached reference log-probs])
+//	 weight scalar f32 [, refChosen, refRejected [B] f32 — cached reference log-probs]
+//	 [, dropout masks…])
 //	→ loss, metrics… (scalars, before any update)
 //
-// It adds weight·∇loss to the gradient accumulators; dropout draws from the store's RNG state,
-// which the loop seeds per micro-batch.
-func newMicroStep(backend compute.Backend, store *model.Store, m *llama.Model, c Config, tv *trainVars) (*model.Exec, error) {
+// It adds weight·∇loss to the gradient accumulators. With hostMasks the LoRA dropout masks
+// follow as further inputs ([2B·S, in] Bool each, in llama's Model.DropoutMasks order; see
+// [hostDropout]); otherwise dropout draws from the store's RNG state. The loop seeds either
+// per micro-batch.
+func newMicroStep(backend compute.Backend, store *model.Store, m *llama.Model, c Config, tv *trainVars, hostMasks bool) (*model.Exec, error) {
 	dpo := c.dpoConfig()
+	nMasks := 0
+	if hostMasks {
+		nMasks = len(m.DropoutMasks(0))
+	}
 	exec, err := model.NewExec(backend, store, func(scope *model.Scope, inputs []*Node) []*Node {
-		if len(inputs) != 4 && len(inputs) != 6 {
-			Panicf("train: micro-step takes 4 or 6 inputs, got %d", len(inputs))
+		if n := len(inputs) - nMasks; n != 4 && n != 6 {
+			Panicf("train: micro-step takes 4 or 6 inputs and %d dropout masks, got %d inputs", nMasks, len(inputs))
 		}
 		g := inputs[0].Graph()
 		// Before any variable is read: otherwise the Go backend bakes variables in as constants.
 		scope.SetTraining(g, true)
 		ids, attn, compl, weight := inputs[0], inputs[1], inputs[2], inputs[3]
+		m := m
+		if nMasks > 0 {
+			fixed := len(inputs) - nMasks
+			masks := map[string]*Node{}
+			for i, s := range m.DropoutMasks(ids.Shape().Size()) {
+				masks[s.Module] = inputs[fixed+i]
+			}
+			m = m.WithDropoutMasks(masks)
+			inputs = inputs[:fixed]
+		}
 		var loss *Node
 		var metrics []*Node
 		if c.Mode == ModeSFT {
@@ -170,6 +189,37 @@ func newMicroStep(backend compute.Backend, store *model.Store, m *llama.Model, c
 	// One graph per batch shape: up to max_length/pad_to lengths × the batch sizes seen.
 	// GoMLX's default cap (32) would fail mid-run, so the cache is unbounded.
 	return exec.SetMaxCache(-1), nil
+}
+
+// hostDropout reports whether the training graph takes its LoRA dropout masks as inputs drawn
+// in Go (llama.DrawDropoutMasks): on GoMLX's pure-Go backend, whose in-graph random draw is
+// slow (see llama's dropout.go), when the adapter has dropout. XLA backends draw on the device.
+func hostDropout(backend compute.Backend, m *llama.Model) bool {
+	return backend.String() == gobackend.BackendName && !testInGraphDropout && len(m.DropoutMasks(0)) > 0
+}
+
+// dropoutMasks draws the LoRA dropout masks of micro-batch b (with hostMasks; see
+// [newMicroStep]) from seed, as micro-step arguments.
+func dropoutMasks(m *llama.Model, b data.Batch, seed int64) []any {
+	var args []any
+	for _, t := range llama.DrawDropoutMasks(m.DropoutMasks(len(b.Tokens)*b.Seq), m.LoRA.Dropout, uint64(seed)) {
+		args = append(args, t)
+	}
+	return args
+}
+
+// drawAhead starts drawing, in the background, the dropout masks of optimizer step s's
+// micro-batches (seeded as dropoutSeed(seed, s, j)) and returns where each will arrive. The
+// trainer draws one step ahead, so the draws overlap the graph's execution of the step before
+// (GoMLX's Go backend leaves a core idle between and within many ops).
+func drawAhead(m *llama.Model, seed int64, s int, batches []data.Batch) []<-chan []any {
+	out := make([]<-chan []any, len(batches))
+	for j, b := range batches {
+		ch := make(chan []any, 1)
+		out[j] = ch
+		go func() { ch <- dropoutMasks(m, b, dropoutSeed(seed, s, j)) }()
+	}
+	return out
 }
 
 // newApplyStep returns the executor of the optimizer update:

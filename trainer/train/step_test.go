@@ -72,7 +72,7 @@ func TestAccumulationEquivalence(t *testing.T) {
 			c.WeightDecay = 0.1
 			run := func(accum int) ([][]float32, []float64) {
 				store, m, tv, exs, pad := setup(t, c)
-				micro, err := newMicroStep(backend(t), store, m, c, tv)
+				micro, err := newMicroStep(backend(t), store, m, c, tv, false) // no dropout
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -208,7 +208,8 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	}
 	defer mlog.Close()
 
-	micro, err := newMicroStep(backend, store, m, c, tv)
+	hostMasks := hostDropout(backend, m)
+	micro, err := newMicroStep(backend, store, m, c, tv, hostMasks)
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +245,11 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 
 	trainStart := time.Now()
 	epochStart, epochStartStep := time.Now(), start
+	var masksAhead []<-chan []any // the next step's dropout masks, being drawn (hostMasks)
+	if hostMasks && start < total {
+		_, batches, _ := p.step(start)
+		masksAhead = drawAhead(m, c.Seed, start, batches)
+	}
 	for step := start; step < total; step++ {
 		if err := ctx.Err(); err != nil {
 			if step > res.ResumedFrom && res.Checkpoint != checkpointPath(ckptDir, step) {
@@ -255,15 +261,22 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		}
 		t0 := time.Now()
 		epoch, batches, weights := p.step(step)
+		masks := masksAhead
+		if hostMasks && step+1 < total {
+			_, next, _ := p.step(step + 1)
+			masksAhead = drawAhead(m, c.Seed, step+1, next)
+		}
 		sums := map[string]float64{}
 		realTokens, slots := 0, 0
 		for j, b := range batches {
-			if err := store.SetRNGStateFromSeed(dropoutSeed(c.Seed, step, j)); err != nil {
-				return res, err
-			}
 			args := append(batchTensors(b), scalarF32(weights[j]))
 			if ref != nil {
 				args = append(args, refTensors(ref, b)...)
+			}
+			if hostMasks {
+				args = append(args, <-masks[j]...)
+			} else if err := store.SetRNGStateFromSeed(dropoutSeed(c.Seed, step, j)); err != nil {
+				return res, err
 			}
 			outs, err := micro.Exec(args...)
 			if err != nil {
@@ -574,8 +587,11 @@ func scalar(t *tensors.Tensor) float64 {
 
 func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
 
-// Test hooks: nil in production.
+// Test hooks: nil (false) in production.
 var (
-	testHookAfterStep func(done int)
-	testHookLoss      func(step int, loss float64) float64
+	// testInGraphDropout makes the trainer draw LoRA dropout in the graph on the Go backend
+	// too, so that tests exercise the path XLA backends take.
+	testInGraphDropout bool
+	testHookAfterStep  func(done int)
+	testHookLoss       func(step int, loss float64) float64
 )
