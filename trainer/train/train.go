@@ -399,8 +399,10 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 // publish uploads a finished run's files from res.LocalDir to remote (a gs:// run directory):
 // training_args.json, data_stats.json, metrics.jsonl and the exported adapter or model, the
 // weights last, so that a reader who finds the weights finds a complete run (each object
-// appears whole when its upload ends). Checkpoints stay in the local work directory. res's
-// RunDir and file lists then name the uploaded objects.
+// appears whole when its upload ends). Weights an earlier run left at remote are deleted
+// first: otherwise an upload failing midway would leave this run's metadata beside the old
+// run's weights, which a reader would take for a complete run. Checkpoints stay in the local
+// work directory. res's RunDir and file lists then name the uploaded objects.
 func publish(ctx context.Context, res *Result, remote string) error {
 	exported := &res.AdapterFiles
 	if len(res.ModelFiles) > 0 {
@@ -415,9 +417,19 @@ func publish(ctx context.Context, res *Result, remote string) error {
 			names = append(names, filepath.Base(f))
 		}
 	}
+	for _, name := range weights {
+		if err := blob.Remove(ctx, blob.Join(remote, name)); err != nil {
+			return fmt.Errorf("train: remove the earlier run's weights: %w (the run is complete in %s; copy it with gcloud storage cp -r)", err, res.LocalDir)
+		}
+	}
 	names = append(names, weights...)
 	for _, name := range names {
 		dst := blob.Join(remote, name)
+		if testHookUpload != nil {
+			if err := testHookUpload(dst); err != nil {
+				return fmt.Errorf("train: upload %s: %w (the run is complete in %s; copy it with gcloud storage cp -r)", dst, err, res.LocalDir)
+			}
+		}
 		if err := upload(ctx, filepath.Join(res.LocalDir, name), dst); err != nil {
 			return fmt.Errorf("train: upload %s: %w (the run is complete in %s; copy it with gcloud storage cp -r)", dst, err, res.LocalDir)
 		}
@@ -592,6 +604,8 @@ var (
 	// testInGraphDropout makes the trainer draw LoRA dropout in the graph on the Go backend
 	// too, so that tests exercise the path XLA backends take.
 	testInGraphDropout bool
+	// testHookUpload, if set, runs before each upload of publish; an error fails that upload.
+	testHookUpload func(dst string) error
 	testHookAfterStep  func(done int)
 	testHookLoss       func(step int, loss float64) float64
 )

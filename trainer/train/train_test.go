@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -296,5 +297,53 @@ func TestTrainOnGCS(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(c.WorkDir); len(entries) != 0 {
 		t.Errorf("missing bucket: the work directory has %d entries, want none (nothing trained)", len(entries))
+	}
+}
+
+// TestPublishReplacesEarlierRun: publishing over an earlier run's objects first deletes its
+// weights, so an upload failing midway leaves no object set that looks complete (this run's
+// metadata beside the old weights); a later publish completes it with the new weights.
+func TestPublishReplacesEarlierRun(t *testing.T) {
+	ctx := context.Background()
+	srv := gcstest.Start(t, "runs")
+	remote := "gs://runs/models/p_v1.0"
+	if err := blob.WriteFile(ctx, remote+"/adapter_model.safetensors", []byte("old weights")); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string]string{ArgsFileName: "{}", DataStatsFileName: "{}", MetricsFileName: "", "adapter_config.json": "{}", "adapter_model.safetensors": "new weights"}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	result := func() *Result {
+		return &Result{LocalDir: dir, RunDir: dir, AdapterFiles: []string{filepath.Join(dir, "adapter_config.json"), filepath.Join(dir, "adapter_model.safetensors")}}
+	}
+	testHookUpload = func(dst string) error {
+		if strings.HasSuffix(dst, MetricsFileName) {
+			return errors.New("connection reset")
+		}
+		return nil
+	}
+	defer func() { testHookUpload = nil }()
+	if err := publish(ctx, result(), remote); err == nil || !strings.Contains(err.Error(), "gcloud storage cp") {
+		t.Fatalf("failing upload: err = %v, want an error naming the local copy", err)
+	}
+	if _, err := srv.GetObject("runs", "models/p_v1.0/adapter_model.safetensors"); err == nil {
+		t.Error("after a failed upload the earlier run's weights are still there beside this run's metadata")
+	}
+
+	testHookUpload = nil
+	res := result()
+	if err := publish(ctx, res, remote); err != nil {
+		t.Fatal(err)
+	}
+	got, err := blob.ReadFile(ctx, remote+"/adapter_model.safetensors")
+	if err != nil || string(got) != "new weights" {
+		t.Errorf("weights after publishing: %q, %v; want the new ones", got, err)
+	}
+	if res.RunDir != remote || res.AdapterFiles[1] != remote+"/adapter_model.safetensors" {
+		t.Errorf("RunDir %q, AdapterFiles %v: want the uploaded objects", res.RunDir, res.AdapterFiles)
 	}
 }
