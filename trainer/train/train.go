@@ -605,7 +605,7 @@ var (
 	// too, so that tests exercise the path XLA backends take.
 	testInGraphDropout bool
 	// testHookUpload, if set, runs before each upload of publish; an error fails that upload.
-	testHookUpload func(dst string) error
-	testHookAfterStep  func(done int)
-	testHookLoss       func(step int, loss float64) float64
+	testHookUpload    func(dst string) error
+	testHookAfterStep func(done int)
+	testHookLoss      func(step int, loss float64) float64
 )
