@@ -86,9 +86,17 @@ func DrawDropoutMasks(specs []DropoutMask, p float64, seed uint64) []*tensors.Te
 // output, lowest first) is below thr.
 func drawMask(rng *rand.PCG, n int, thr uint16) []bool {
 	keep := make([]bool, n)
-	for j := 0; j < n; j += 4 {
+	full := n &^ 3
+	for j := 0; j < full; j += 4 {
 		u := rng.Uint64()
-		for k := j; k < min(j+4, n); k++ {
+		keep[j] = uint16(u) >= thr
+		keep[j+1] = uint16(u>>16) >= thr
+		keep[j+2] = uint16(u>>32) >= thr
+		keep[j+3] = uint16(u>>48) >= thr
+	}
+	if full < n {
+		u := rng.Uint64()
+		for k := full; k < n; k++ {
 			keep[k] = uint16(u) >= thr
 			u >>= 16
 		}
@@ -97,9 +105,9 @@ func drawMask(rng *rand.PCG, n int, thr uint16) []bool {
 }
 
 // WithDropoutMasks returns a copy of m whose training forward pass zeroes each adapted
-// projection's input where masks[module] ([rows, in] Bool nodes, normally graph inputs fed with
-// [DrawDropoutMasks]) is false, instead of drawing dropout in the graph. Each mask serves one forward
-// pass with the adapter on: a second would reuse the same masks.
+// projection's input where masks[module] ([rows, in] Bool nodes, normally graph inputs fed
+// with [DrawDropoutMasks]) is false, instead of drawing dropout in the graph. Each mask serves
+// one forward pass with the adapter on: a second would reuse the same masks.
 func (m *Model) WithDropoutMasks(masks map[string]*Node) *Model {
 	c := *m
 	c.masks = masks

@@ -2,6 +2,7 @@ package llama
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -74,6 +75,13 @@ func TestDrawDropoutMasks(t *testing.T) {
 	}
 	if s := m.withoutDropout().DropoutMasks(rows); len(s) != 0 {
 		t.Errorf("a model without dropout lists %d masks", len(s))
+	}
+	// A length that is not a multiple of four takes the first lanes of its last draw.
+	for n := range 9 {
+		short, long := drawMask(rand.NewPCG(1, 2), n, 30000), drawMask(rand.NewPCG(1, 2), 8, 30000)
+		if !slices.Equal(short, long[:n]) {
+			t.Errorf("drawMask of %d elements: %v, want the first %d of %v", n, short, n, long)
+		}
 	}
 	// p is quantised to 2⁻¹⁶: 0.05 becomes 3277/65536.
 	if got, want := keepScale(0.05), 65536.0/(65536-3277); got != want {
