@@ -190,14 +190,18 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter A
 }
 
 // attentionScores is qh·khᵀ per key/value head: qh [B, K, G, S, D], kh [B, K, T, D], the
-// result [B, K, G, S, T]. Its key gradient dk[b,k,t,d] = Σ_g,s dscores[b,k,g,s,t]·qh[b,k,g,s,d]
-// is computed from qh transposed to [B, K, D, G, S] (see [gradientVia]): GoMLX's derived
-// gradient contracts the leading (g, s) axes of both operands, and the Go backend then
-// transposes both, the [B, K, G, S, T] score gradient element by element once per layer;
-// this way only qh, S/D times smaller, is transposed.
+// result [B, K, G, S, T]. Both gradients are computed here (see [gradientsVia]). The key
+// gradient dk[b,k,t,d] = Σ_g,s dscores[b,k,g,s,t]·qh[b,k,g,s,d] is computed from qh
+// transposed to [B, K, D, G, S]: GoMLX's derived gradient contracts the leading (g, s) axes of
+// both operands, and the Go backend then transposes both, the [B, K, G, S, T] score gradient
+// element by element once per layer; this way only qh, S/D times smaller, is transposed. The
+// query gradient dscores·kh is the product GoMLX derives, without the identity-permutation
+// Transpose its derivation appends, which the backend executes as a copy.
 func attentionScores(qh, kh *Node) *Node {
-	return gradientVia(kh, func(kh *Node) *Node {
-		return DotGeneral(qh, []int{4}, []int{0, 1}, kh, []int{3}, []int{0, 1}) // [B, K, G, S, T]
+	return gradientsVia([]*Node{qh, kh}, func(in []*Node) *Node {
+		return DotGeneral(in[0], []int{4}, []int{0, 1}, in[1], []int{3}, []int{0, 1}) // [B, K, G, S, T]
+	}, func(dScores *Node) *Node {
+		return DotGeneral(dScores, []int{4}, []int{0, 1}, kh, []int{2}, []int{0, 1}) // [B, K, G, S, D]
 	}, func(dScores *Node) *Node {
 		dk := DotGeneral(headsMinor(qh), []int{3, 4}, []int{0, 1}, dScores, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
 		return TransposeAllAxes(dk, 0, 1, 3, 2)                                                       // [B, K, T, D]
@@ -207,10 +211,14 @@ func attentionScores(qh, kh *Node) *Node {
 // attentionValues is probs·vh per key/value head: probs [B, K, G, S, T], vh [B, K, T, D], the
 // result [B, K, G, S, D]. Its value gradient Σ_g,s probs[b,k,g,s,t]·dout[b,k,g,s,d] is computed
 // from dout transposed to [B, K, D, G, S], for the reason given at [attentionScores]: the
-// derived one transposed the [B, K, G, S, T] probabilities.
+// derived one transposed the [B, K, G, S, T] probabilities. Its probabilities gradient
+// dout·vhᵀ is the derived product without the derivation's identity-permutation copy of the
+// [B, K, G, S, T] result.
 func attentionValues(probs, vh *Node) *Node {
-	return gradientVia(vh, func(vh *Node) *Node {
-		return DotGeneral(probs, []int{4}, []int{0, 1}, vh, []int{2}, []int{0, 1}) // [B, K, G, S, D]
+	return gradientsVia([]*Node{probs, vh}, func(in []*Node) *Node {
+		return DotGeneral(in[0], []int{4}, []int{0, 1}, in[1], []int{2}, []int{0, 1}) // [B, K, G, S, D]
+	}, func(dOut *Node) *Node {
+		return DotGeneral(dOut, []int{4}, []int{0, 1}, vh, []int{3}, []int{0, 1}) // [B, K, G, S, T]
 	}, func(dOut *Node) *Node {
 		dv := DotGeneral(headsMinor(dOut), []int{3, 4}, []int{0, 1}, probs, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
 		return TransposeAllAxes(dv, 0, 1, 3, 2)                                                       // [B, K, T, D]
@@ -255,14 +263,26 @@ func headsMinor(x *Node) *Node {
 // identity on x, which replaces x's gradient. Used where the derived gradient of a product
 // transposes a large operand.
 func gradientVia(x *Node, f func(x *Node) *Node, grad func(dy *Node) *Node) *Node {
+	return gradientsVia([]*Node{x}, func(in []*Node) *Node { return f(in[0]) }, grad)
+}
+
+// gradientsVia is [gradientVia] for several inputs: f(xs) with the gradient with respect to
+// xs[i] computed by grads[i] from the gradient of the result.
+func gradientsVia(xs []*Node, f func(xs []*Node) *Node, grads ...func(dy *Node) *Node) *Node {
+	if len(grads) != len(xs) {
+		Panicf("llama: gradientsVia: %d inputs but %d gradients", len(xs), len(grads))
+	}
 	var dy *Node
-	xi := IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
-		if dy == nil {
-			Panicf("llama: gradientVia: the gradient of x was requested before the result's")
-		}
-		return grad(dy)
-	})
-	return IdentityWithCustomGradient(f(xi), func(_, v *Node) *Node {
+	in := make([]*Node, len(xs))
+	for i, x := range xs {
+		in[i] = IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
+			if dy == nil {
+				Panicf("llama: gradientsVia: the gradient of an input was requested before the result's")
+			}
+			return grads[i](dy)
+		})
+	}
+	return IdentityWithCustomGradient(f(in), func(_, v *Node) *Node {
 		dy = v
 		return v
 	})
