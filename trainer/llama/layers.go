@@ -182,8 +182,7 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter A
 	// An additive mask, as transformers': a disallowed score becomes exactly the lowest finite
 	// value (a |score| < 1e31 is lost in the rounding), and the gradient of the sum is the
 	// identity, where a Where's would be one more pass over the scores.
-	probs := softmax(Add(scores, bias))                                       // [B, K, G, S(q), S(t)]
-	out := attentionValues(probs, vh)                                         // [B, K, G, S, D]
+	out := attend(Add(scores, bias), vh)                                      // [B, K, G, S, D]
 	out = TransposeAllAxes(Reshape(out, b, n, s, d), 0, 2, 1, 3)              // [B, S, N, D]
 	out = Reshape(out, b, s, n*d)                                             // [B, S, N·D]
 	return m.Linear(scope.At("o_proj"), "o_proj", out, c.HiddenSize, adapter) // [B, S, H]
@@ -200,43 +199,42 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter A
 func attentionScores(qh, kh *Node) *Node {
 	return gradientsVia([]*Node{qh, kh}, func(in []*Node) *Node {
 		return DotGeneral(in[0], []int{4}, []int{0, 1}, in[1], []int{3}, []int{0, 1}) // [B, K, G, S, T]
-	}, func(dScores *Node) *Node {
-		return DotGeneral(dScores, []int{4}, []int{0, 1}, kh, []int{2}, []int{0, 1}) // [B, K, G, S, D]
-	}, func(dScores *Node) *Node {
-		dk := DotGeneral(headsMinor(qh), []int{3, 4}, []int{0, 1}, dScores, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
-		return TransposeAllAxes(dk, 0, 1, 3, 2)                                                       // [B, K, T, D]
+	}, func(dScores *Node, in []*Node) *Node {
+		return DotGeneral(dScores, []int{4}, []int{0, 1}, in[1], []int{2}, []int{0, 1}) // [B, K, G, S, D]
+	}, func(dScores *Node, in []*Node) *Node {
+		dk := DotGeneral(headsMinor(in[0]), []int{3, 4}, []int{0, 1}, dScores, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
+		return TransposeAllAxes(dk, 0, 1, 3, 2)                                                          // [B, K, T, D]
 	})
 }
 
-// attentionValues is probs·vh per key/value head: probs [B, K, G, S, T], vh [B, K, T, D], the
-// result [B, K, G, S, D]. Its value gradient Σ_g,s probs[b,k,g,s,t]·dout[b,k,g,s,d] is computed
-// from dout transposed to [B, K, D, G, S], for the reason given at [attentionScores]: the
-// derived one transposed the [B, K, G, S, T] probabilities. Its probabilities gradient
-// dout·vhᵀ is the derived product without the derivation's identity-permutation copy of the
-// [B, K, G, S, T] result.
-func attentionValues(probs, vh *Node) *Node {
-	return gradientsVia([]*Node{probs, vh}, func(in []*Node) *Node {
-		return DotGeneral(in[0], []int{4}, []int{0, 1}, in[1], []int{2}, []int{0, 1}) // [B, K, G, S, D]
-	}, func(dOut *Node) *Node {
-		return DotGeneral(dOut, []int{4}, []int{0, 1}, vh, []int{3}, []int{0, 1}) // [B, K, G, S, T]
-	}, func(dOut *Node) *Node {
-		dv := DotGeneral(headsMinor(dOut), []int{3, 4}, []int{0, 1}, probs, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
-		return TransposeAllAxes(dv, 0, 1, 3, 2)                                                       // [B, K, T, D]
-	})
-}
-
-// softmax is GoMLX's Softmax over the last axis with its gradient written out: dx = p·(dy −
-// Σ dy·p), the sum over the softmax axis. GoMLX runs the backend's fused softmax forward but,
-// having no fused gradient, also builds the decomposed max/sub/exp/sum/div graph and derives
-// the gradient through it, so every training graph ran a second softmax over the scores and a
-// longer backward. The derived gradient is still built (see [gradientVia]) but nothing reads
-// it, and the decomposed forward goes with it.
-func softmax(x *Node) *Node {
+// attend is softmax(logits)·vh per key/value head, the softmax over the last axis: logits
+// [B, K, G, S, T] (scores plus the mask bias), vh [B, K, T, D], the result [B, K, G, S, D].
+// Both gradients are written out (see [gradientsVia]), with dp = dout·vhᵀ the probabilities'
+// gradient:
+//   - logits: p·(dp − Σ dp·p), the sum over T. GoMLX's Softmax runs the backend's fused kernel
+//     forward but, having no fused gradient, also builds the decomposed max/sub/exp/sum/div
+//     graph and derives the gradient through it, so every training graph ran a second softmax
+//     over the scores and a longer backward. dp is the product GoMLX derives, without the
+//     identity-permutation Transpose its derivation appends, which the backend executes as a
+//     copy of the [B, K, G, S, T] result.
+//   - vh: Σ_g,s p[b,k,g,s,t]·dout[b,k,g,s,d], computed from dout transposed to [B, K, D, G, S]
+//     for the reason given at [attentionScores]: the derived one transposed the probabilities.
+//
+// The probabilities are not an input of their own: an identity on them (gradientsVia's way of
+// taking over a gradient) would be read by the softmax's gradient as well, and the Go backend
+// would copy them, the largest tensor of the step, once per layer.
+func attend(logits, vh *Node) *Node {
 	var p *Node
-	p = gradientVia(x, func(x *Node) *Node { return Softmax(x, -1) }, func(dy *Node) *Node {
-		return Mul(p, Sub(dy, ReduceAndKeep(Mul(dy, p), ReduceSum, -1)))
+	return gradientsVia([]*Node{logits, vh}, func(in []*Node) *Node {
+		p = Softmax(in[0], -1)                                                    // [B, K, G, S, T]
+		return DotGeneral(p, []int{4}, []int{0, 1}, in[1], []int{2}, []int{0, 1}) // [B, K, G, S, D]
+	}, func(dOut *Node, in []*Node) *Node {
+		dp := DotGeneral(dOut, []int{4}, []int{0, 1}, in[1], []int{3}, []int{0, 1}) // [B, K, G, S, T]
+		return Mul(p, Sub(dp, ReduceAndKeep(Mul(dp, p), ReduceSum, -1)))
+	}, func(dOut *Node, in []*Node) *Node {
+		dv := DotGeneral(headsMinor(dOut), []int{3, 4}, []int{0, 1}, p, []int{2, 3}, []int{0, 1}) // [B, K, D, T]
+		return TransposeAllAxes(dv, 0, 1, 3, 2)                                                   // [B, K, T, D]
 	})
-	return p
 }
 
 // headsMinor lays x [B, K, G, S, D] out as [B, K, D, G, S]. The permutation moves the last
@@ -263,12 +261,16 @@ func headsMinor(x *Node) *Node {
 // identity on x, which replaces x's gradient. Used where the derived gradient of a product
 // transposes a large operand.
 func gradientVia(x *Node, f func(x *Node) *Node, grad func(dy *Node) *Node) *Node {
-	return gradientsVia([]*Node{x}, func(in []*Node) *Node { return f(in[0]) }, grad)
+	return gradientsVia([]*Node{x}, func(in []*Node) *Node { return f(in[0]) },
+		func(dy *Node, _ []*Node) *Node { return grad(dy) })
 }
 
 // gradientsVia is [gradientVia] for several inputs: f(xs) with the gradient with respect to
-// xs[i] computed by grads[i] from the gradient of the result.
-func gradientsVia(xs []*Node, f func(xs []*Node) *Node, grads ...func(dy *Node) *Node) *Node {
+// xs[i] computed by grads[i] from the gradient of the result. f and grads get the inputs as
+// the identities on xs: a gradient that reads an input should read it there, not from xs, so
+// that the identity stays the input's only reader. GoMLX's Go backend copies an identity's
+// input unless the identity is the input's last reader (whose buffer it can hand on).
+func gradientsVia(xs []*Node, f func(in []*Node) *Node, grads ...func(dy *Node, in []*Node) *Node) *Node {
 	if len(grads) != len(xs) {
 		Panicf("llama: gradientsVia: %d inputs but %d gradients", len(xs), len(grads))
 	}
@@ -279,7 +281,7 @@ func gradientsVia(xs []*Node, f func(xs []*Node) *Node, grads ...func(dy *Node) 
 			if dy == nil {
 				Panicf("llama: gradientsVia: the gradient of an input was requested before the result's")
 			}
-			return grads[i](dy)
+			return grads[i](dy, in)
 		})
 	}
 	return IdentityWithCustomGradient(f(in), func(_, v *Node) *Node {
@@ -331,7 +333,7 @@ func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Ada
 		headScope = at(scope, "model.embed_tokens")
 	}
 	head := m.weight(g, headScope, "weight", m.TrainBase, c.VocabSize, c.HiddenSize) // [V, H]
-	logits := Reshape(rowsTimesWeightT(Reshape(x, b*s, c.HiddenSize), head), b, s, c.VocabSize)
+	logits := Reshape(rowsTimesWeightT(Reshape(x, b*s, c.HiddenSize), head, m.TrainBase), b, s, c.VocabSize)
 	logits.AssertDims(b, s, c.VocabSize)
 	if logits.DType() != dtypes.Float32 && logits.DType() != dtypes.Float64 {
 		logits = ConvertDType(logits, dtypes.Float32)

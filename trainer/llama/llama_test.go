@@ -202,8 +202,8 @@ func TestRoPEInvFreqLlama3Regimes(t *testing.T) {
 
 // TestReroutedGradientsMatchDerived checks the products whose gradients are computed by hand
 // (gradientVia) against the gradients GoMLX derives for the plain products, in float64: the
-// attention scores (key gradient), probabilities times values (value gradient) and x·wᵀ
-// (weight gradient, both branches), for every input; softmax with its written-out gradient; and the hand-written rotary embeddings
+// attention scores, softmax times values (with masked entries) and x·wᵀ (weight gradient,
+// both branches), for every input; and the hand-written rotary embeddings
 // (value and derived gradient) against GoMLX's own pos.RoPEWithCosSin.
 func TestReroutedGradientsMatchDerived(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
@@ -225,6 +225,7 @@ func TestReroutedGradientsMatchDerived(t *testing.T) {
 		return tensors.FromFlatDataAndDimensions(d, dims...)
 	}
 	xwt := func(x, w *graph.Node) *graph.Node { return graph.DotGeneral(x, []int{1}, nil, w, []int{1}, nil) }
+	trainableXWT := func(x, w *graph.Node) *graph.Node { return rowsTimesWeightT(x, w, true) }
 	cfg, seq := tinyConfig(), 6
 	cases := []struct {
 		name            string
@@ -236,11 +237,12 @@ func TestReroutedGradientsMatchDerived(t *testing.T) {
 				return graph.DotGeneral(q, []int{4}, []int{0, 1}, k, []int{3}, []int{0, 1})
 			},
 			random(2, 2, 3, 5, 4), random(2, 2, 5, 4)},
-		{"attentionValues", attentionValues,
-			func(p, v *graph.Node) *graph.Node {
-				return graph.DotGeneral(p, []int{4}, []int{0, 1}, v, []int{2}, []int{0, 1})
+		// The logits carry a large negative entry where the mask would.
+		{"attend", attend,
+			func(x, v *graph.Node) *graph.Node {
+				return graph.DotGeneral(graph.Softmax(x, -1), []int{4}, []int{0, 1}, v, []int{2}, []int{0, 1})
 			},
-			random(2, 2, 3, 5, 5), random(2, 2, 5, 4)},
+			masked(2, 2, 3, 5, 5), random(2, 2, 5, 4)},
 		// rotary has one input, fed the sum of both; GoMLX's takes the half tables [S, D/2].
 		{"rotary", func(a, b *graph.Node) *graph.Node {
 			cos, sin := RoPECosSin(a.Graph(), cfg, seq, dtypes.Float64)
@@ -257,12 +259,8 @@ func TestReroutedGradientsMatchDerived(t *testing.T) {
 			rope := pos.NewRoPEWithCosSin(graph.Reshape(graph.Const(g, cos), seq, -1), graph.Reshape(graph.Const(g, sin), seq, -1))
 			return rope.Encode(graph.Add(a, b), 2)
 		}, random(2, 3, seq, cfg.HeadDimension()), random(2, 3, seq, cfg.HeadDimension())},
-		// softmax has one input, fed the sum of both; a large negative entry stands in for the mask.
-		{"softmax", func(a, b *graph.Node) *graph.Node { return softmax(graph.Add(a, b)) },
-			func(a, b *graph.Node) *graph.Node { return graph.Softmax(graph.Add(a, b), -1) },
-			random(2, 2, 3, 5, 5), masked(2, 2, 3, 5, 5)},
-		{"rowsTimesWeightT/out>in", rowsTimesWeightT, xwt, random(7, 3), random(6, 3)},
-		{"rowsTimesWeightT/out<in", rowsTimesWeightT, xwt, random(7, 5), random(2, 5)},
+		{"rowsTimesWeightT/out>in", trainableXWT, xwt, random(7, 3), random(6, 3)},
+		{"rowsTimesWeightT/out<in", trainableXWT, xwt, random(7, 5), random(2, 5)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -153,7 +153,7 @@ func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, 
 	// GoMLX's Go backend transposes with its fast 2-D kernel rather than element by element.
 	x2 := Reshape(x, -1, in)                                // [N, in]
 	w := m.weight(g, scope, "weight", m.TrainBase, out, in) // [out, in]
-	y := rowsTimesWeightT(x2, w)                            // [N, out]
+	y := rowsTimesWeightT(x2, w, m.TrainBase)               // [N, out]
 	if !bool(adapter) || m.LoRA == nil || !m.LoRA.Targets(projection) {
 		return Reshape(y, outDims...)
 	}
@@ -163,8 +163,8 @@ func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, 
 	xd, scale := m.dropout(scope, HFName(scope.Scope()), x2)     // [N, in]; x2 unless training
 	// The factor goes on the rank-wide za rather than on the out-wide update: one pass over
 	// [N, R] instead of [N, out], forward and backward.
-	za := MulScalar(rowsTimesWeightT(xd, a), scale) // [N, R]
-	zb := rowsTimesWeightT(za, b)                   // [N, out]
+	za := MulScalar(rowsTimesWeightT(xd, a, true), scale) // [N, R]
+	zb := rowsTimesWeightT(za, b, true)                   // [N, out]
 	return Reshape(Add(y, zb), outDims...)
 }
 
@@ -173,13 +173,17 @@ func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, 
 // Go backend then transposes both dy [N, out] and x [N, in]. Here only the narrower one is
 // transposed, explicitly (see [gradientVia]): dyᵀ·x when out ≤ in (LoRA's A, whose out is the
 // rank), else (xᵀ·dy)ᵀ (LoRA's B; the gate and up projections and the tied head when the base
-// trains), whose [in, out] result is transposed back at weight size. A frozen w has no
-// gradient and none is built.
-func rowsTimesWeightT(x, w *Node) *Node {
+// trains), whose [in, out] result is transposed back at weight size. A frozen w (trainable
+// false) is used as it is: it has no gradient, and the identity gradientVia puts on w would
+// make the Go backend copy the whole weight in every pass (a variable's buffer is never the
+// backend's to hand on).
+func rowsTimesWeightT(x, w *Node, trainable bool) *Node {
 	in, out := w.Shape().Dimensions[1], w.Shape().Dimensions[0]
-	return gradientVia(w, func(w *Node) *Node {
-		return DotGeneral(x, []int{1}, nil, w, []int{1}, nil) // [N, out]
-	}, func(dy *Node) *Node {
+	product := func(w *Node) *Node { return DotGeneral(x, []int{1}, nil, w, []int{1}, nil) } // [N, out]
+	if !trainable {
+		return product(w)
+	}
+	return gradientVia(w, product, func(dy *Node) *Node {
 		if out <= in {
 			return DotGeneral(TransposeAllAxes(dy, 1, 0), []int{1}, nil, x, []int{0}, nil) // [out, in]
 		}

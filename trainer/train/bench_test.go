@@ -284,100 +284,119 @@ func BenchmarkFullSFTStep(b *testing.B) {
 	}
 }
 
+// refCacheShapes are the model shapes and run sizes of BenchmarkRefCacheEpoch: a small model
+// (hidden 256, 4 layers) whose epochs are short enough for many samples, and the
+// SmolLM-135M shape of BenchmarkDPOStep, where the matmuls dominate as they do in production
+// (Llama 3.2 3B) and each step takes seconds.
+var refCacheShapes = []struct {
+	name                   string
+	cfg                    llamacfg.Config
+	pairs, batch, accum    int
+	epochs, runs           int
+	maxLength, promptLimit int
+}{
+	{"h256", llamacfg.Config{ModelType: "llama", HiddenSize: 256, NumHiddenLayers: 4, NumAttentionHeads: 8, NumKeyValueHeads: 4,
+		IntermediateSize: 688, VocabSize: 512, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 1024, TieWordEmbeddings: true},
+		64, 4, 2, 3, 3, 256, 128},
+	{"smollm135m", benchShapes[1].cfg, 8, 2, 2, 2, 3, 256, 128},
+}
+
 // BenchmarkRefCacheEpoch compares epochs trained with the reference log-probs cached (a cache
 // hit: an earlier run computed them) with epochs computing them in the training graph, and
 // reports the ratio of the epoch times. The machine is a shared VM whose speed drifts and
 // stalls: the ratio of one cached run's fastest epoch to one uncached run's moved by ±0.05
-// from one benchmark to the next. So three cached and three uncached runs alternate, every
+// from one benchmark to the next. So cached and uncached runs alternate (three each), every
 // run visits the same micro-batches in the same order, and each step of an epoch is timed in
 // every run and every epoch after the first (which compiles): the sum over an epoch's steps of
 // each step's fastest time is the epoch time without interference, and the reported ratio is
-// that of the cached to the uncached sum. The median of the three pairs' ratios of fastest
-// epochs is logged beside it.
+// that of the cached to the uncached sum. The median of the pairs' ratios of fastest epochs
+// is logged beside it.
 func BenchmarkRefCacheEpoch(b *testing.B) {
-	dir := b.TempDir()
-	fx := &fixture{root: dir + "/run", modelDir: dir + "/model", outDir: dir + "/out"}
-	const n = 64
-	exs := make([]schemas.DPOExample, n)
-	for i := range exs {
-		dish := dishes[i%len(dishes)]
-		exs[i] = schemas.DPOExample{
-			ID: fmt.Sprintf("p-%03d", i), PersonaID: "p",
-			Prompt:   chatml.Prompt("You write recipes for a persona who loves heat.", fmt.Sprintf("A %s for dinner, number %d, please.", dish, i)),
-			Chosen:   chatml.Completion(strings.Repeat(fmt.Sprintf("%s with %s and %s. ", dish, good[i%len(good)], good[(i+1)%len(good)]), 8)),
-			Rejected: chatml.Completion(strings.Repeat(fmt.Sprintf("%s with %s and %s. ", dish, bad[i%len(bad)], bad[(i+1)%len(bad)]), 8)),
-		}
-	}
-	if _, err := shards.Write(context.Background(), shards.PersonaDir(fx.root, shards.DirDPOFormatted, "p"), exs, 0, schemas.ShardInfo{}); err != nil {
-		b.Fatal(err)
-	}
-	var corpus []string
-	for _, e := range exs {
-		corpus = append(corpus, e.Prompt, e.Chosen, e.Rejected)
-	}
-	writeTokenizer(b, corpus, fx.modelDir)
-	cfg := llamacfg.Config{ModelType: "llama", HiddenSize: 256, NumHiddenLayers: 4, NumAttentionHeads: 8, NumKeyValueHeads: 4,
-		IntermediateSize: 688, VocabSize: 512, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 1024, TieWordEmbeddings: true}
-	writeModel(b, fx.modelDir, cfg, 1)
-
-	c := fx.config("p")
-	c.BatchSize, c.GradAccum, c.MaxLength, c.MaxPromptLength, c.PadTo = 4, 2, 256, 128, 32
-	c.LoggingSteps, c.SaveSteps, c.Epochs = 100, 0, 3
-	stepsPerEpoch := n / (c.BatchSize * c.GradAccum)
-	// run trains and returns the result and the fastest time of each step of an epoch over
-	// epochs 2 on, lowered to fastest[i] where fastest is not nil.
-	run := func(version string, cache bool, fastest []time.Duration) *Result {
-		cc := c
-		cc.Version, cc.RefCache = version, cache
-		var last time.Time
-		testHookAfterStep = func(done int) {
-			now := time.Now()
-			if done > stepsPerEpoch && fastest != nil {
-				i := (done - 1) % stepsPerEpoch
-				if d := now.Sub(last); fastest[i] == 0 || d < fastest[i] {
-					fastest[i] = d
+	for _, shape := range refCacheShapes {
+		b.Run(shape.name, func(b *testing.B) {
+			dir := b.TempDir()
+			fx := &fixture{root: dir + "/run", modelDir: dir + "/model", outDir: dir + "/out"}
+			n := shape.pairs
+			exs := make([]schemas.DPOExample, n)
+			for i := range exs {
+				dish := dishes[i%len(dishes)]
+				exs[i] = schemas.DPOExample{
+					ID: fmt.Sprintf("p-%03d", i), PersonaID: "p",
+					Prompt:   chatml.Prompt("You write recipes for a persona who loves heat.", fmt.Sprintf("A %s for dinner, number %d, please.", dish, i)),
+					Chosen:   chatml.Completion(strings.Repeat(fmt.Sprintf("%s with %s and %s. ", dish, good[i%len(good)], good[(i+1)%len(good)]), 8)),
+					Rejected: chatml.Completion(strings.Repeat(fmt.Sprintf("%s with %s and %s. ", dish, bad[i%len(bad)], bad[(i+1)%len(bad)]), 8)),
 				}
 			}
-			last = now
-		}
-		defer func() { testHookAfterStep = nil }()
-		res, err := Train(context.Background(), cc, testEnv(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		return res
-	}
-	sum := func(ds []time.Duration) (t time.Duration) {
-		for _, d := range ds {
-			t += d
-		}
-		return t
-	}
-	for b.Loop() {
-		first := run("cache-miss", true, nil) // computes and stores the cache
-		fastestCached, fastestUncached := make([]time.Duration, stepsPerEpoch), make([]time.Duration, stepsPerEpoch)
-		steady := func(r *Result) time.Duration { return slices.Min(r.EpochTimes[1:]) }
-		var pairs []float64
-		var cached, uncached []time.Duration
-		var last *Result
-		for k := range 3 {
-			hit := run(fmt.Sprintf("cache-hit-%d", k), true, fastestCached)
-			if hit.RefCache != "hit" {
-				b.Fatalf("run %d with the cache: reference cache %s, want hit", k, hit.RefCache)
+			if _, err := shards.Write(context.Background(), shards.PersonaDir(fx.root, shards.DirDPOFormatted, "p"), exs, 0, schemas.ShardInfo{}); err != nil {
+				b.Fatal(err)
 			}
-			last = run(fmt.Sprintf("no-cache-%d", k), false, fastestUncached)
-			cached, uncached = append(cached, steady(hit)), append(uncached, steady(last))
-			pairs = append(pairs, cached[k].Seconds()/uncached[k].Seconds())
-		}
-		ratio := sum(fastestCached).Seconds() / sum(fastestUncached).Seconds()
-		total := (first.TrainTime + first.RefTime).Seconds() / last.TrainTime.Seconds()
-		b.ReportMetric(ratio, "cached/uncached")
-		b.ReportMetric(total, "run_with_ref_pass/uncached_run")
-		b.Logf("%d pairs (%d real tokens/epoch): epoch of fastest steps cached %.2fs, uncached %.2fs, ratio %.3f; fastest epochs (2-%d) cached %v, uncached %v, ratios %.3f (median %.3f)",
-			n, first.Tokens/c.Epochs, sum(fastestCached).Seconds(), sum(fastestUncached).Seconds(), ratio,
-			c.Epochs, roundAll(cached), roundAll(uncached), pairs, slices.Sorted(slices.Values(pairs))[1])
-		b.Logf("the reference pass costs %.2fs once; a whole %d-epoch run with it takes %.2f of the uncached run's time",
-			first.RefTime.Seconds(), c.Epochs, total)
+			var corpus []string
+			for _, e := range exs {
+				corpus = append(corpus, e.Prompt, e.Chosen, e.Rejected)
+			}
+			writeTokenizer(b, corpus, fx.modelDir)
+			writeModel(b, fx.modelDir, shape.cfg, 1)
+
+			c := fx.config("p")
+			c.BatchSize, c.GradAccum, c.MaxLength, c.MaxPromptLength, c.PadTo = shape.batch, shape.accum, shape.maxLength, shape.promptLimit, 32
+			c.LoggingSteps, c.SaveSteps, c.Epochs = 100, 0, shape.epochs
+			stepsPerEpoch := n / (c.BatchSize * c.GradAccum)
+			// run trains and returns the result and the fastest time of each step of an epoch over
+			// epochs 2 on, lowered to fastest[i] where fastest is not nil.
+			run := func(version string, cache bool, fastest []time.Duration) *Result {
+				cc := c
+				cc.Version, cc.RefCache = version, cache
+				var last time.Time
+				testHookAfterStep = func(done int) {
+					now := time.Now()
+					if done > stepsPerEpoch && fastest != nil {
+						i := (done - 1) % stepsPerEpoch
+						if d := now.Sub(last); fastest[i] == 0 || d < fastest[i] {
+							fastest[i] = d
+						}
+					}
+					last = now
+				}
+				defer func() { testHookAfterStep = nil }()
+				res, err := Train(context.Background(), cc, testEnv(b))
+				if err != nil {
+					b.Fatal(err)
+				}
+				return res
+			}
+			sum := func(ds []time.Duration) (t time.Duration) {
+				for _, d := range ds {
+					t += d
+				}
+				return t
+			}
+			for b.Loop() {
+				first := run("cache-miss", true, nil) // computes and stores the cache
+				fastestCached, fastestUncached := make([]time.Duration, stepsPerEpoch), make([]time.Duration, stepsPerEpoch)
+				steady := func(r *Result) time.Duration { return slices.Min(r.EpochTimes[1:]) }
+				var pairs []float64
+				var cached, uncached []time.Duration
+				var last *Result
+				for k := range shape.runs {
+					hit := run(fmt.Sprintf("cache-hit-%d", k), true, fastestCached)
+					if hit.RefCache != "hit" {
+						b.Fatalf("run %d with the cache: reference cache %s, want hit", k, hit.RefCache)
+					}
+					last = run(fmt.Sprintf("no-cache-%d", k), false, fastestUncached)
+					cached, uncached = append(cached, steady(hit)), append(uncached, steady(last))
+					pairs = append(pairs, cached[k].Seconds()/uncached[k].Seconds())
+				}
+				ratio := sum(fastestCached).Seconds() / sum(fastestUncached).Seconds()
+				total := (first.TrainTime + first.RefTime).Seconds() / last.TrainTime.Seconds()
+				b.ReportMetric(ratio, "cached/uncached")
+				b.ReportMetric(total, "run_with_ref_pass/uncached_run")
+				b.Logf("%s: %d pairs (%d real tokens/epoch): epoch of fastest steps cached %.2fs, uncached %.2fs, ratio %.3f; fastest epochs (2-%d) cached %v, uncached %v, ratios %.3f (median %.3f)",
+					shape.name, n, first.Tokens/c.Epochs, sum(fastestCached).Seconds(), sum(fastestUncached).Seconds(), ratio,
+					c.Epochs, roundAll(cached), roundAll(uncached), pairs, slices.Sorted(slices.Values(pairs))[len(pairs)/2])
+				b.Logf("the reference pass costs %.2fs once; a whole %d-epoch run with it takes %.2f of the uncached run's time",
+					first.RefTime.Seconds(), c.Epochs, total)
+			}
+		})
 	}
 }
 
