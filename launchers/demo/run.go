@@ -91,8 +91,9 @@ func (d *demo) ids() string { return strings.Join(schemas.PersonaIDs(d.personas)
 // hashes the demo's settings, not the trainer's code, so a trainer change that alters the
 // model's bytes for the same settings (another summation order, say) must bump it; otherwise
 // an existing cache keeps serving the old model. v2: the rerouted gradients of 2026-12-05.
-// v3: softmax's written-out gradient (2026-12-06).
-const sftNumerics = "v3"
+// v3: softmax's written-out gradient (2026-12-06). v4: projections' written-out backward and
+// the fused SiLU (2026-12-06, later).
+const sftNumerics = "v4"
 
 // sftKey identifies the SFT model by everything it is built from, so a changed setting
 // builds a new one and an unchanged one is reused.

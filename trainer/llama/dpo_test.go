@@ -198,8 +198,8 @@ func TestLoRAGradients(t *testing.T) {
 
 // TestFullWeightGradients checks the base weights' gradients when the base trains (SFT's --full),
 // on the completion NLL, against central differences: the gate and up projections and the
-// output head (in < out) take their weight gradient through rowsTimesWeightT's rerouted
-// product, the others GoMLX's; with tied embeddings the head's gradient adds to the embedding
+// output head (in < out) take their weight gradient through weightGradient's transposed
+// product, the others directly; with tied embeddings the head's gradient adds to the embedding
 // lookup's.
 func TestFullWeightGradients(t *testing.T) {
 	for _, tied := range []bool{false, true} {

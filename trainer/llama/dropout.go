@@ -10,7 +10,6 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/layers"
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions"
 )
@@ -114,16 +113,18 @@ func (m *Model) WithDropoutMasks(masks map[string]*Node) *Model {
 	return &c
 }
 
-// dropout applies LoRA dropout to an adapted projection's input x2 [N, in] (module names the
-// projection) and returns it with the factor for the adapter's output: α/r, times 1/(1−p)
-// where the dropout comes from a mask drawn outside the graph.
-func (m *Model) dropout(scope *model.Scope, module string, x2 *Node) (*Node, float64) {
-	scale := m.LoRA.Scale()
+// loraDropout says how LoRA dropout applies to an adapted projection's input x2 [N, in]
+// (module names the projection): through mask (Bool [N, in], true where kept: drawn outside
+// the graph, see [Model.WithDropoutMasks]), in the graph (inGraph: layers.DropoutStatic, for
+// backends other than the pure-Go one), or not at all (neither: no dropout, or not a training
+// graph). scale is the factor for the adapter's output: α/r, times 1/(1−p) for a mask.
+func (m *Model) loraDropout(scope *model.Scope, module string, x2 *Node) (mask *Node, inGraph bool, scale float64) {
+	scale = m.LoRA.Scale()
 	if m.LoRA.Dropout == 0 || !scope.IsTraining(x2.Graph()) {
-		return x2, scale
+		return nil, false, scale
 	}
 	if m.masks == nil {
-		return layers.DropoutStatic(scope, x2, m.LoRA.Dropout), scale
+		return nil, true, scale
 	}
 	mask, ok := m.masks[module]
 	if !ok {
@@ -132,5 +133,5 @@ func (m *Model) dropout(scope *model.Scope, module string, x2 *Node) (*Node, flo
 	if mask.DType() != dtypes.Bool || !slices.Equal(mask.Shape().Dimensions, x2.Shape().Dimensions) {
 		Panicf("llama: dropout mask for %s is %s, want Bool%v like its input", module, mask.Shape(), x2.Shape().Dimensions)
 	}
-	return Where(mask, x2, ZerosLike(x2)), scale * keepScale(m.LoRA.Dropout)
+	return mask, false, scale * keepScale(m.LoRA.Dropout)
 }

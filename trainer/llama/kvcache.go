@@ -137,15 +137,15 @@ func (m *Model) cachedAttention(scope *model.Scope, x *Node, kv *cachedKV, adapt
 	grp := n / k
 	capacity := kv.keys.Shape().Dimensions[3]
 
-	q := m.Linear(scope.At("q_proj"), "q_proj", x, n*d, adapter)  // [B, T, N·D]
-	kk := m.Linear(scope.At("k_proj"), "k_proj", x, k*d, adapter) // [B, T, K·D]
-	v := m.Linear(scope.At("v_proj"), "v_proj", x, k*d, adapter)  // [B, T, K·D]
-	q = Reshape(q, b, t, n, d)                                    // [B, T, N, D]
-	kk = Reshape(kk, b, t, k, d)                                  // [B, T, K, D]
-	v = Reshape(v, b, t, k, d)                                    // [B, T, K, D]
-	q = rotary(q, kv.cos, kv.sin)                                 // [B, T, N, D]; per-row positions
-	kk = rotary(kk, kv.cos, kv.sin)                               // [B, T, K, D]
-	q = MulScalar(q, 1/math.Sqrt(float64(d)))                     // scaled as in [Model.Attention]
+	qkv := m.project(Reshape(x, b*t, c.HiddenSize), adapter,
+		proj(scope, "q_proj", n*d), proj(scope, "k_proj", k*d), proj(scope, "v_proj", k*d)) // [B·T, N·D], 2 × [B·T, K·D]
+	q, kk, v := qkv[0], qkv[1], qkv[2]
+	q = Reshape(q, b, t, n, d)                // [B, T, N, D]
+	kk = Reshape(kk, b, t, k, d)              // [B, T, K, D]
+	v = Reshape(v, b, t, k, d)                // [B, T, K, D]
+	q = rotary(q, kv.cos, kv.sin)             // [B, T, N, D]; per-row positions
+	kk = rotary(kk, kv.cos, kv.sin)           // [B, T, K, D]
+	q = MulScalar(q, 1/math.Sqrt(float64(d))) // scaled as in [Model.Attention]
 
 	// Scatter without DynamicUpdateSlice: each slot gets at most one term of the one-hot
 	// product, so the written values are exact; Where keeps the other slots untouched.
@@ -164,6 +164,6 @@ func (m *Model) cachedAttention(scope *model.Scope, x *Node, kv *cachedKV, adapt
 	out := Einsum("bkgtl,bkdl->bkgtd", probs, kv.values) // [B, K, G, T, D]
 	out = TransposeAllAxes(out, 0, 3, 1, 2, 4)           // [B, T, K, G, D]
 	out.AssertDims(b, t, k, grp, d)
-	out = Reshape(out, b, t, n*d)                                             // [B, T, N·D]
-	return m.Linear(scope.At("o_proj"), "o_proj", out, c.HiddenSize, adapter) // [B, T, H]
+	out = m.project(Reshape(out, b*t, n*d), adapter, proj(scope, "o_proj", c.HiddenSize))[0] // [B·T, H]
+	return Reshape(out, b, t, c.HiddenSize)                                                  // [B, T, H]
 }

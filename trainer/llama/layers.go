@@ -153,9 +153,9 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter A
 	n, k, d := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDimension()
 	grp := n / k
 
-	q := m.Linear(scope.At("q_proj"), "q_proj", x, n*d, adapter)  // [B, S, N·D]
-	kk := m.Linear(scope.At("k_proj"), "k_proj", x, k*d, adapter) // [B, S, K·D]
-	v := m.Linear(scope.At("v_proj"), "v_proj", x, k*d, adapter)  // [B, S, K·D]
+	qkv := m.project(Reshape(x, b*s, c.HiddenSize), adapter,
+		proj(scope, "q_proj", n*d), proj(scope, "k_proj", k*d), proj(scope, "v_proj", k*d)) // [B·S, N·D], 2 × [B·S, K·D]
+	q, kk, v := qkv[0], qkv[1], qkv[2]
 
 	// Head-major layouts, so that both products below and their gradients are batched matmuls
 	// GoMLX's Go backend runs as they are (batch axes leading, contracting axes trailing or
@@ -182,10 +182,10 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter A
 	// An additive mask, as transformers': a disallowed score becomes exactly the lowest finite
 	// value (a |score| < 1e31 is lost in the rounding), and the gradient of the sum is the
 	// identity, where a Where's would be one more pass over the scores.
-	out := attend(Add(scores, bias), vh)                                      // [B, K, G, S, D]
-	out = TransposeAllAxes(Reshape(out, b, n, s, d), 0, 2, 1, 3)              // [B, S, N, D]
-	out = Reshape(out, b, s, n*d)                                             // [B, S, N·D]
-	return m.Linear(scope.At("o_proj"), "o_proj", out, c.HiddenSize, adapter) // [B, S, H]
+	out := attend(Add(scores, bias), vh)                                                     // [B, K, G, S, D]
+	out = TransposeAllAxes(Reshape(out, b, n, s, d), 0, 2, 1, 3)                             // [B, S, N, D]
+	out = m.project(Reshape(out, b*s, n*d), adapter, proj(scope, "o_proj", c.HiddenSize))[0] // [B·S, H]
+	return Reshape(out, b, s, c.HiddenSize)                                                  // [B, S, H]
 }
 
 // attentionScores is qh·khᵀ per key/value head: qh [B, K, G, S, D], kh [B, K, T, D], the
@@ -271,32 +271,71 @@ func gradientVia(x *Node, f func(x *Node) *Node, grad func(dy *Node) *Node) *Nod
 // that the identity stays the input's only reader. GoMLX's Go backend copies an identity's
 // input unless the identity is the input's last reader (whose buffer it can hand on).
 func gradientsVia(xs []*Node, f func(in []*Node) *Node, grads ...func(dy *Node, in []*Node) *Node) *Node {
+	gs := make([]func(dys, in []*Node) *Node, len(grads))
+	for i, grad := range grads {
+		gs[i] = func(dys, in []*Node) *Node { return grad(dys[0], in) }
+	}
+	return gradientsViaN(xs, func(in []*Node) []*Node { return []*Node{f(in)} }, gs...)[0]
+}
+
+// gradientsViaN is [gradientsVia] for a function of several results: grads[i] gets the
+// gradients of all of them, dys[j] nil where result j has none (it does not reach the loss).
+// Every result's identity sees its gradient before any input's, as reverse-mode autodiff
+// visits nodes from the last built back, and the inputs' identities are built first.
+func gradientsViaN(xs []*Node, f func(in []*Node) []*Node, grads ...func(dys, in []*Node) *Node) []*Node {
 	if len(grads) != len(xs) {
 		Panicf("llama: gradientsVia: %d inputs but %d gradients", len(xs), len(grads))
 	}
-	var dy *Node
+	var dys []*Node
+	seen := false
 	in := make([]*Node, len(xs))
 	for i, x := range xs {
 		in[i] = IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
-			if dy == nil {
-				Panicf("llama: gradientsVia: the gradient of an input was requested before the result's")
+			if !seen {
+				Panicf("llama: gradientsVia: the gradient of an input was requested before the results'")
 			}
-			return grads[i](dy, in)
+			return grads[i](dys, in)
 		})
 	}
-	return IdentityWithCustomGradient(f(in), func(_, v *Node) *Node {
-		dy = v
-		return v
+	ys := f(in)
+	dys = make([]*Node, len(ys))
+	for j, y := range ys {
+		ys[j] = IdentityWithCustomGradient(y, func(_, v *Node) *Node {
+			dys[j], seen = v, true
+			return v
+		})
+	}
+	return ys
+}
+
+// swiGLU is silu(gate)·up = gate·σ(gate)·up with both gradients written out (see
+// [gradientsVia]): dup = dact·silu and dgate = dact·up·(σ + silu − silu·σ), six passes over
+// [N, I] where GoMLX's derivation (two products, then the logistic's σ·(1−σ)) takes eight.
+// GoMLX's fused SiLU (activation.Swish) was tried: on this project's 2-core VM its Go
+// backend kernel took about six times as long as the logistic op over the same elements, and
+// its gradient kernel about five (a per-op profile of the benchmark's cached epoch).
+func swiGLU(gate, up *Node) *Node {
+	var s, silu *Node
+	return gradientsVia([]*Node{gate, up}, func(in []*Node) *Node {
+		s = Sigmoid(in[0])      // [N, I]
+		silu = Mul(in[0], s)    // [N, I]
+		return Mul(silu, in[1]) // [N, I]
+	}, func(dAct *Node, in []*Node) *Node {
+		return Mul(Mul(dAct, in[1]), Add(s, Sub(silu, Mul(silu, s))))
+	}, func(dAct *Node, _ []*Node) *Node {
+		return Mul(dAct, silu)
 	})
 }
 
 // MLP is Llama's SwiGLU feed-forward down(silu(gate(x)) · up(x)); x and the result are [B, S, H].
 func (m *Model) MLP(scope *model.Scope, x *Node, adapter Adapter) *Node {
 	c := m.Config
-	gate := m.Linear(scope.At("gate_proj"), "gate_proj", x, c.IntermediateSize, adapter) // [B, S, I]
-	up := m.Linear(scope.At("up_proj"), "up_proj", x, c.IntermediateSize, adapter)       // [B, S, I]
-	act := Mul(Mul(gate, Sigmoid(gate)), up)                                             // [B, S, I]
-	return m.Linear(scope.At("down_proj"), "down_proj", act, c.HiddenSize, adapter)      // [B, S, H]
+	dims := x.Shape().Dimensions
+	gu := m.project(Reshape(x, -1, c.HiddenSize), adapter,
+		proj(scope, "gate_proj", c.IntermediateSize), proj(scope, "up_proj", c.IntermediateSize)) // 2 × [N, I]
+	act := swiGLU(gu[0], gu[1])                                               // [N, I]
+	out := m.project(act, adapter, proj(scope, "down_proj", c.HiddenSize))[0] // [N, H]
+	return Reshape(out, dims...)                                              // [B, S, H]
 }
 
 // DecoderLayer is one pre-norm block: h = x + attn(norm(x)); out = h + mlp(norm(h)).
@@ -332,8 +371,8 @@ func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Ada
 	if c.TieWordEmbeddings {
 		headScope = at(scope, "model.embed_tokens")
 	}
-	head := m.weight(g, headScope, "weight", m.TrainBase, c.VocabSize, c.HiddenSize) // [V, H]
-	logits := Reshape(rowsTimesWeightT(Reshape(x, b*s, c.HiddenSize), head, m.TrainBase), b, s, c.VocabSize)
+	head := m.project(Reshape(x, b*s, c.HiddenSize), AdapterOff, projection{headScope, "lm_head", c.VocabSize})[0] // [B·S, V]
+	logits := Reshape(head, b, s, c.VocabSize)
 	logits.AssertDims(b, s, c.VocabSize)
 	if logits.DType() != dtypes.Float32 && logits.DType() != dtypes.Float64 {
 		logits = ConvertDType(logits, dtypes.Float32)

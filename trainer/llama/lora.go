@@ -9,6 +9,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers"
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions"
 
@@ -142,52 +143,177 @@ func (m *Model) weight(g *Graph, scope *model.Scope, name string, trainable bool
 //	y += (α/R) · dropout(x)·Aᵀ·Bᵀ,  A = scope/lora_A/weight [R, in], B = scope/lora_B/weight [out, R].
 //
 // x is [..., in]; the result is [..., out]. Dropout applies only in training graphs (see
-// [Model.WithDropoutMasks] for where it is drawn).
+// [Model.WithDropoutMasks] for where it is drawn). It is [Model.project] of one projection.
 func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, adapter Adapter) *Node {
-	g := x.Graph()
 	dims := x.Shape().Dimensions
-	in := dims[len(dims)-1]
 	outDims := append(slices.Clone(dims[:len(dims)-1]), out)
-	// The products run on x flattened to [N, in]: the weight gradients (of the LoRA factors,
-	// and of W when the base trains) then contract the leading axis of a 2-D tensor, which
-	// GoMLX's Go backend transposes with its fast 2-D kernel rather than element by element.
-	x2 := Reshape(x, -1, in)                                // [N, in]
-	w := m.weight(g, scope, "weight", m.TrainBase, out, in) // [out, in]
-	y := rowsTimesWeightT(x2, w, m.TrainBase)               // [N, out]
-	if !bool(adapter) || m.LoRA == nil || !m.LoRA.Targets(projection) {
-		return Reshape(y, outDims...)
-	}
-	r := m.LoRA.Rank
-	a := m.weight(g, scope.At("lora_A"), "weight", true, r, in)  // [R, in]
-	b := m.weight(g, scope.At("lora_B"), "weight", true, out, r) // [out, R]
-	xd, scale := m.dropout(scope, HFName(scope.Scope()), x2)     // [N, in]; x2 unless training
-	// The factor goes on the rank-wide za rather than on the out-wide update: one pass over
-	// [N, R] instead of [N, out], forward and backward.
-	za := MulScalar(rowsTimesWeightT(xd, a, true), scale) // [N, R]
-	zb := rowsTimesWeightT(za, b, true)                   // [N, out]
-	return Reshape(Add(y, zb), outDims...)
+	y := m.project(Reshape(x, -1, dims[len(dims)-1]), adapter, proj(scope, projection, out))[0] // [N, out]
+	return Reshape(y, outDims...)
 }
 
-// rowsTimesWeightT is x·wᵀ for rows x [N, in] and a weight w [out, in]: [N, out]. The weight's
-// gradient Σₙ dy[n]ᵀ·x[n] contracts the leading N axis of both factors; as GoMLX derives it, the
-// Go backend then transposes both dy [N, out] and x [N, in]. Here only the narrower one is
-// transposed, explicitly (see [gradientVia]): dyᵀ·x when out ≤ in (LoRA's A, whose out is the
-// rank), else (xᵀ·dy)ᵀ (LoRA's B; the gate and up projections and the tied head when the base
-// trains), whose [in, out] result is transposed back at weight size. A frozen w (trainable
-// false) is used as it is: it has no gradient, and the identity gradientVia puts on w would
-// make the Go backend copy the whole weight in every pass (a variable's buffer is never the
-// backend's to hand on).
-func rowsTimesWeightT(x, w *Node, trainable bool) *Node {
-	in, out := w.Shape().Dimensions[1], w.Shape().Dimensions[0]
-	product := func(w *Node) *Node { return DotGeneral(x, []int{1}, nil, w, []int{1}, nil) } // [N, out]
-	if !trainable {
-		return product(w)
+// projection names one bias-free projection for [Model.project]: the module scope holding its
+// weight [out, in] (and lora_A, lora_B when the adapter targets it), its name and its width.
+type projection struct {
+	scope *model.Scope
+	name  string
+	out   int
+}
+
+// proj is projection{scope.At(name), name, out}, for the projections of a layer's scope.
+func proj(scope *model.Scope, name string, out int) projection {
+	return projection{scope.At("%s", name), name, out}
+}
+
+// project computes the projections ps of the same rows x [N, in], each [N, p.out]: x·Wᵀ, plus
+// the LoRA update (α/R)·dropout(x)·Aᵀ·Bᵀ when the model's adapter targets p and adapter is on
+// (see [Model.Linear]), as one block whose backward is written out (see [gradientsViaN]):
+//
+//	dx  = Σ_p dy_p·W_p + mask_p ⊙ (dza_p·A_p),   dza_p = (α/R)·dy_p·B_p      [N, in], [N, R]
+//	dA  = dza_pᵀ·dropout(x)   dB = dy_pᵀ·za_p   dW = dy_pᵀ·x (when the base trains)
+//
+// GoMLX's derivation of each product's input gradient ends in an identity-permutation
+// Transpose, which its Go backend runs as a copy of the [N, in] result, and the input of a
+// shared projection (q, k, v; gate, up) would take one per product. The weight gradients
+// contract the leading N axis of both factors, and the derived ones made the backend
+// transpose both; here only the narrower factor is transposed (see [weightGradient]). A
+// frozen W (the base, unless it trains) is no input of the block: an identity on it would
+// make the backend copy the whole weight in every pass, as a variable's buffer is never the
+// backend's to hand on. x should have no reader but the block, for the same reason.
+func (m *Model) project(x *Node, adapter Adapter, ps ...projection) []*Node {
+	g := x.Graph()
+	in := x.Shape().Dimensions[1]
+	type term struct {
+		w                       *Node // the weight: the variable's value, unless an input
+		wIdx, aIdx, bIdx, xdIdx int   // indices among the block's inputs, -1 for none
+		mask                    *Node // host-drawn dropout mask [N, in], true where kept
+		scale                   float64
+		xd, za, dza             *Node // dropout(x) [N, in] and (α/R)·xd·Aᵀ [N, R]; dza once built
 	}
-	return gradientVia(w, product, func(dy *Node) *Node {
-		if out <= in {
-			return DotGeneral(TransposeAllAxes(dy, 1, 0), []int{1}, nil, x, []int{0}, nil) // [out, in]
+	xs := []*Node{x}
+	ts := make([]*term, len(ps))
+	for i, p := range ps {
+		t := &term{wIdx: -1, aIdx: -1, bIdx: -1, xdIdx: -1}
+		t.w = m.weight(g, p.scope, "weight", m.TrainBase, p.out, in) // [out, in]
+		if m.TrainBase {
+			t.wIdx, xs = len(xs), append(xs, t.w)
 		}
-		dwt := DotGeneral(TransposeAllAxes(x, 1, 0), []int{1}, nil, dy, []int{0}, nil) // [in, out]
-		return TransposeAllAxes(dwt, 1, 0)                                             // [out, in]
-	})
+		if bool(adapter) && m.LoRA != nil && m.LoRA.Targets(p.name) {
+			r := m.LoRA.Rank
+			a := m.weight(g, p.scope.At("lora_A"), "weight", true, r, in)    // [R, in]
+			b := m.weight(g, p.scope.At("lora_B"), "weight", true, p.out, r) // [out, R]
+			t.aIdx, t.bIdx, xs = len(xs), len(xs)+1, append(xs, a, b)
+			var inGraph bool
+			t.mask, inGraph, t.scale = m.loraDropout(p.scope, HFName(p.scope.Scope()), x)
+			if inGraph { // XLA's path: the backend draws it; its gradient is GoMLX's
+				t.xdIdx, xs = len(xs), append(xs, layers.DropoutStatic(p.scope, x, m.LoRA.Dropout))
+			}
+		}
+		ts[i] = t
+	}
+	weightOf := func(t *term, in []*Node) *Node {
+		if t.wIdx >= 0 {
+			return in[t.wIdx]
+		}
+		return t.w
+	}
+	forward := func(in []*Node) []*Node {
+		ys := make([]*Node, len(ts))
+		for i, t := range ts {
+			y := DotGeneral(in[0], []int{1}, nil, weightOf(t, in), []int{1}, nil) // [N, out]
+			if t.aIdx >= 0 {
+				switch {
+				case t.xdIdx >= 0:
+					t.xd = in[t.xdIdx]
+				case t.mask != nil:
+					t.xd = Where(t.mask, in[0], ZerosLike(in[0]))
+				default:
+					t.xd = in[0]
+				}
+				// The factor goes on the rank-wide za rather than on the out-wide update: one
+				// pass over [N, R] instead of [N, out], forward and backward.
+				t.za = MulScalar(DotGeneral(t.xd, []int{1}, nil, in[t.aIdx], []int{1}, nil), t.scale) // [N, R]
+				y = Add(y, DotGeneral(t.za, []int{1}, nil, in[t.bIdx], []int{1}, nil))                // [N, out]
+			}
+			ys[i] = y
+		}
+		return ys
+	}
+	dzaOf := func(t *term, dy *Node, in []*Node) *Node {
+		if t.dza == nil {
+			t.dza = MulScalar(DotGeneral(dy, []int{1}, nil, in[t.bIdx], []int{0}, nil), t.scale) // [N, R]
+		}
+		return t.dza
+	}
+	grads := make([]func(dys, in []*Node) *Node, len(xs))
+	grads[0] = func(dys, in []*Node) *Node {
+		var dx *Node
+		add := func(v *Node) {
+			if dx == nil {
+				dx = v
+			} else {
+				dx = Add(dx, v)
+			}
+		}
+		for i, t := range ts {
+			if dys[i] == nil {
+				continue
+			}
+			add(DotGeneral(dys[i], []int{1}, nil, weightOf(t, in), []int{0}, nil)) // [N, in]
+			if t.aIdx >= 0 && t.xdIdx < 0 {
+				dxd := DotGeneral(dzaOf(t, dys[i], in), []int{1}, nil, in[t.aIdx], []int{0}, nil) // [N, in]
+				if t.mask != nil {
+					dxd = Where(t.mask, dxd, ZerosLike(dxd))
+				}
+				add(dxd)
+			}
+		}
+		if dx == nil {
+			return ZerosLike(in[0])
+		}
+		return dx
+	}
+	for i, t := range ts {
+		dyOr := func(dys []*Node, of *Node, f func(dy *Node) *Node) *Node {
+			if dys[i] == nil {
+				return ZerosLike(of)
+			}
+			return f(dys[i])
+		}
+		if t.wIdx >= 0 {
+			grads[t.wIdx] = func(dys, in []*Node) *Node {
+				return dyOr(dys, in[t.wIdx], func(dy *Node) *Node { return weightGradient(dy, in[0]) })
+			}
+		}
+		if t.aIdx >= 0 {
+			grads[t.aIdx] = func(dys, in []*Node) *Node {
+				return dyOr(dys, in[t.aIdx], func(dy *Node) *Node { return weightGradient(dzaOf(t, dy, in), t.xd) })
+			}
+			grads[t.bIdx] = func(dys, in []*Node) *Node {
+				return dyOr(dys, in[t.bIdx], func(dy *Node) *Node { return weightGradient(dy, t.za) })
+			}
+		}
+		if t.xdIdx >= 0 {
+			grads[t.xdIdx] = func(dys, in []*Node) *Node {
+				return dyOr(dys, in[t.xdIdx], func(dy *Node) *Node {
+					return DotGeneral(dzaOf(t, dy, in), []int{1}, nil, in[t.aIdx], []int{0}, nil) // [N, in]
+				})
+			}
+		}
+	}
+	return gradientsViaN(xs, forward, grads...)
+}
+
+// weightGradient is the gradient dyᵀ·x [out, in] of a weight w [out, in] in y = x·wᵀ, from
+// dy [N, out] and x [N, in]. It contracts the leading N axis of both factors; as GoMLX
+// derives it, its Go backend transposes both. Here only the narrower one is transposed: dyᵀ·x
+// when out ≤ in (LoRA's A, whose out is the rank), else (xᵀ·dy)ᵀ (LoRA's B; the gate and up
+// projections and the output head when the base trains), whose [in, out] result is
+// transposed back at weight size.
+func weightGradient(dy, x *Node) *Node {
+	out, in := dy.Shape().Dimensions[1], x.Shape().Dimensions[1]
+	if out <= in {
+		return DotGeneral(TransposeAllAxes(dy, 1, 0), []int{1}, nil, x, []int{0}, nil) // [out, in]
+	}
+	dwt := DotGeneral(TransposeAllAxes(x, 1, 0), []int{1}, nil, dy, []int{0}, nil) // [in, out]
+	return TransposeAllAxes(dwt, 1, 0)                                             // [out, in]
 }
