@@ -143,17 +143,18 @@ func AttentionBias(allowed *Node, k, grp int, dtype dtypes.DType) *Node {
 }
 
 // Attention is Llama's self-attention with grouped-query heads and rotary embeddings.
-// x is [B, S, H]; cos and sin are [S, D] from [RoPECosSin]; bias is [B, K, G, S, S] from [AttentionBias].
-// The result is [B, S, H]. Query head n uses key/value head n/G, as transformers' repeat_kv.
+// x is [B, S, H] or its rows [B·S, H]; cos and sin are [S, D] from [RoPECosSin]; bias is
+// [B, K, G, S, S] from [AttentionBias]. The result is shaped as x. Query head n uses
+// key/value head n/G, as transformers' repeat_kv.
 // Scores of disallowed pairs get the lowest finite value added, so a row with no allowed key
 // (a left-padding query) becomes uniform like transformers' eager attention, never NaN.
 func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter Adapter) *Node {
 	c := m.Config
-	b, s := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	b, s := bias.Shape().Dimensions[0], bias.Shape().Dimensions[3]
 	n, k, d := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDimension()
 	grp := n / k
 
-	qkv := m.project(Reshape(x, b*s, c.HiddenSize), adapter,
+	qkv := m.project(rows(x), adapter,
 		proj(scope, "q_proj", n*d), proj(scope, "k_proj", k*d), proj(scope, "v_proj", k*d)) // [B·S, N·D], 2 × [B·S, K·D]
 	q, kk, v := qkv[0], qkv[1], qkv[2]
 
@@ -185,7 +186,28 @@ func (m *Model) Attention(scope *model.Scope, x, cos, sin, bias *Node, adapter A
 	out := attend(Add(scores, bias), vh)                                                     // [B, K, G, S, D]
 	out = TransposeAllAxes(Reshape(out, b, n, s, d), 0, 2, 1, 3)                             // [B, S, N, D]
 	out = m.project(Reshape(out, b*s, n*d), adapter, proj(scope, "o_proj", c.HiddenSize))[0] // [B·S, H]
-	return Reshape(out, b, s, c.HiddenSize)                                                  // [B, S, H]
+	return shapedAs(out, x)
+}
+
+// rows is x [..., H] as rows [N, H]: x itself when it is 2-D.
+func rows(x *Node) *Node {
+	if x.Rank() == 2 {
+		return x
+	}
+	return Reshape(x, -1, x.Shape().Dimensions[x.Rank()-1])
+}
+
+// shapedAs returns y [N, ...] reshaped to x's leading axes, or y itself when x is 2-D
+// already: the residual stream stays [B·S, H] through the layers because the gradient of a
+// Reshape reshapes the residual gradient, which has other readers, and GoMLX's Go backend
+// copies a reshaped buffer unless the Reshape is its last reader.
+func shapedAs(y, x *Node) *Node {
+	if x.Rank() == 2 {
+		return y
+	}
+	dims := slices.Clone(x.Shape().Dimensions)
+	dims[len(dims)-1] = y.Shape().Dimensions[y.Rank()-1]
+	return Reshape(y, dims...)
 }
 
 // attentionScores is qh·khᵀ per key/value head: qh [B, K, G, S, D], kh [B, K, T, D], the
@@ -246,8 +268,10 @@ func attend(logits, vh *Node) *Node {
 func headsMinor(x *Node) *Node {
 	dims := x.Shape().Dimensions
 	b, k, grp, s, d := dims[0], dims[1], dims[2], dims[3], dims[4]
-	eye := DiagonalWithValue(ScalarOne(x.Graph(), x.DType()), d)                          // [D, D]
-	t := DotGeneral(eye, []int{1}, nil, Reshape(x, b*k*grp*s, d), []int{1}, nil)          // [D, B·K·G·S]
+	eye := DiagonalWithValue(ScalarOne(x.Graph(), x.DType()), d) // [D, D]
+	// x is read as it is (its rows are contiguous): a Reshape of it would copy it whenever the
+	// Reshape is not its last reader, as GoMLX's Go backend hands a buffer on only then.
+	t := DotGeneral(eye, []int{1}, nil, x, []int{4}, nil)                                 // [D, B, K, G, S]
 	return Reshape(TransposeAllAxes(Reshape(t, d, b*k, grp*s), 1, 0, 2), b, k, d, grp, s) // [B, K, D, G, S]
 }
 
@@ -327,19 +351,20 @@ func swiGLU(gate, up *Node) *Node {
 	})
 }
 
-// MLP is Llama's SwiGLU feed-forward down(silu(gate(x)) · up(x)); x and the result are [B, S, H].
+// MLP is Llama's SwiGLU feed-forward down(silu(gate(x)) · up(x)); x is [B, S, H] or its rows
+// [B·S, H], the result shaped as x.
 func (m *Model) MLP(scope *model.Scope, x *Node, adapter Adapter) *Node {
 	c := m.Config
-	dims := x.Shape().Dimensions
-	gu := m.project(Reshape(x, -1, c.HiddenSize), adapter,
+	gu := m.project(rows(x), adapter,
 		proj(scope, "gate_proj", c.IntermediateSize), proj(scope, "up_proj", c.IntermediateSize)) // 2 × [N, I]
 	act := swiGLU(gu[0], gu[1])                                               // [N, I]
 	out := m.project(act, adapter, proj(scope, "down_proj", c.HiddenSize))[0] // [N, H]
-	return Reshape(out, dims...)                                              // [B, S, H]
+	return shapedAs(out, x)
 }
 
 // DecoderLayer is one pre-norm block: h = x + attn(norm(x)); out = h + mlp(norm(h)).
-// scope is the layer's scope (model.layers.<i>); x and the result are [B, S, H].
+// scope is the layer's scope (model.layers.<i>); x and the result are [B, S, H] or its rows
+// [B·S, H] ([Model.Logits] keeps the rows).
 func (m *Model) DecoderLayer(scope *model.Scope, x, cos, sin, bias *Node, adapter Adapter) *Node {
 	h := Add(x, m.Attention(scope.At("self_attn"), m.norm(scope.At("input_layernorm"), x), cos, sin, bias, adapter))
 	return Add(h, m.MLP(scope.At("mlp"), m.norm(scope.At("post_attention_layernorm"), h), adapter))
@@ -360,18 +385,19 @@ func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Ada
 	if x.DType() != m.DType {
 		x = ConvertDType(x, m.DType)
 	}
+	x = Reshape(x, b*s, c.HiddenSize)        // [B·S, H]: the residual stream as rows (see shapedAs)
 	cos, sin := RoPECosSin(g, c, s, m.DType) // [S, D] each
 	grp := c.NumAttentionHeads / c.NumKeyValueHeads
 	bias := AttentionBias(AttentionMask(attentionMask), c.NumKeyValueHeads, grp, m.DType) // [B, K, G, S, S]
 	for l := range c.NumHiddenLayers {
-		x = m.DecoderLayer(at(scope, fmt.Sprintf("model.layers.%d", l)), x, cos, sin, bias, adapter) // [B, S, H]
+		x = m.DecoderLayer(at(scope, fmt.Sprintf("model.layers.%d", l)), x, cos, sin, bias, adapter) // [B·S, H]
 	}
-	x = m.norm(at(scope, "model.norm"), x) // [B, S, H]
+	x = m.norm(at(scope, "model.norm"), x) // [B·S, H]
 	headScope := at(scope, "lm_head")
 	if c.TieWordEmbeddings {
 		headScope = at(scope, "model.embed_tokens")
 	}
-	head := m.project(Reshape(x, b*s, c.HiddenSize), AdapterOff, projection{headScope, "lm_head", c.VocabSize})[0] // [B·S, V]
+	head := m.project(x, AdapterOff, projection{headScope, "lm_head", c.VocabSize})[0] // [B·S, V]
 	logits := Reshape(head, b, s, c.VocabSize)
 	logits.AssertDims(b, s, c.VocabSize)
 	if logits.DType() != dtypes.Float32 && logits.DType() != dtypes.Float64 {
