@@ -275,22 +275,14 @@ func headsMinor(x *Node) *Node {
 	return Reshape(TransposeAllAxes(Reshape(t, d, b*k, grp*s), 1, 0, 2), b, k, d, grp, s) // [B, K, D, G, S]
 }
 
-// gradientVia returns f(x) with the gradient with respect to x computed by grad from the
-// gradient of the result, in place of the one reverse-mode autodiff derives through f. The other
-// inputs of f (captured by the closure) keep their derived gradients. The derived gradient with
-// respect to x is still built but nothing reads it, so the backends' dead-code elimination
-// drops it from the compiled program. GoMLX v0.28 has no public custom gradient for an
-// operation of several inputs, only IdentityWithCustomGradient of one; two of them make one:
-// the identity after f sees the result's gradient first (reverse order) and hands it to the
-// identity on x, which replaces x's gradient. Used where the derived gradient of a product
-// transposes a large operand.
-func gradientVia(x *Node, f func(x *Node) *Node, grad func(dy *Node) *Node) *Node {
-	return gradientsVia([]*Node{x}, func(in []*Node) *Node { return f(in[0]) },
-		func(dy *Node, _ []*Node) *Node { return grad(dy) })
-}
-
-// gradientsVia is [gradientVia] for several inputs: f(xs) with the gradient with respect to
-// xs[i] computed by grads[i] from the gradient of the result. f and grads get the inputs as
+// gradientsVia returns f(xs) with the gradient with respect to xs[i] computed by grads[i] from
+// the gradient of the result, in place of the one reverse-mode autodiff derives through f. The
+// derived gradients are still built but nothing reads them, so the backends' dead-code
+// elimination drops them from the compiled program. GoMLX v0.28 has no public custom gradient
+// for an operation of several inputs, only IdentityWithCustomGradient of one; identities make
+// one: the identity after f sees the result's gradient first (reverse order) and hands it to
+// the identities on xs, which replace their gradients. Used where the derived gradient
+// transposes or copies a large operand, or takes more passes. f and grads get the inputs as
 // the identities on xs: a gradient that reads an input should read it there, not from xs, so
 // that the identity stays the input's only reader. GoMLX's Go backend copies an identity's
 // input unless the identity is the input's last reader (whose buffer it can hand on).

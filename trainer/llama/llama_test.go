@@ -201,7 +201,7 @@ func TestRoPEInvFreqLlama3Regimes(t *testing.T) {
 }
 
 // TestReroutedGradientsMatchDerived checks the products whose gradients are computed by hand
-// (gradientVia) against the gradients GoMLX derives for the plain products, in float64: the
+// (gradientsVia) against the gradients GoMLX derives for the plain products, in float64: the
 // attention scores, softmax times values (with masked entries) and SwiGLU, for every input;
 // and the hand-written rotary embeddings
 // (value and derived gradient) against GoMLX's own pos.RoPEWithCosSin.

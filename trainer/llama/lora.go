@@ -137,20 +137,6 @@ func (m *Model) weight(g *Graph, scope *model.Scope, name string, trainable bool
 	return v.NodeValue(g)
 }
 
-// Linear is a bias-free projection y = x·Wᵀ with W = scope/weight [out, in], plus the LoRA
-// update when the model's adapter targets projection and adapter is on:
-//
-//	y += (α/R) · dropout(x)·Aᵀ·Bᵀ,  A = scope/lora_A/weight [R, in], B = scope/lora_B/weight [out, R].
-//
-// x is [..., in]; the result is [..., out]. Dropout applies only in training graphs (see
-// [Model.WithDropoutMasks] for where it is drawn). It is [Model.project] of one projection.
-func (m *Model) Linear(scope *model.Scope, projection string, x *Node, out int, adapter Adapter) *Node {
-	dims := x.Shape().Dimensions
-	outDims := append(slices.Clone(dims[:len(dims)-1]), out)
-	y := m.project(Reshape(x, -1, dims[len(dims)-1]), adapter, proj(scope, projection, out))[0] // [N, out]
-	return Reshape(y, outDims...)
-}
-
 // projection names one bias-free projection for [Model.project]: the module scope holding its
 // weight [out, in] (and lora_A, lora_B when the adapter targets it), its name and its width.
 type projection struct {
@@ -164,9 +150,14 @@ func proj(scope *model.Scope, name string, out int) projection {
 	return projection{scope.At("%s", name), name, out}
 }
 
-// project computes the projections ps of the same rows x [N, in], each [N, p.out]: x·Wᵀ, plus
-// the LoRA update (α/R)·dropout(x)·Aᵀ·Bᵀ when the model's adapter targets p and adapter is on
-// (see [Model.Linear]), as one block whose backward is written out (see [gradientsViaN]):
+// project computes the bias-free projections ps of the same rows x [N, in], each [N, p.out]:
+// x·Wᵀ with W = p.scope/weight [out, in], plus the LoRA update when the model's adapter
+// targets p and adapter is on,
+//
+//	(α/R) · dropout(x)·Aᵀ·Bᵀ,  A = p.scope/lora_A/weight [R, in], B = p.scope/lora_B/weight [out, R],
+//
+// dropout applying only in training graphs (see [Model.WithDropoutMasks] for where it is
+// drawn), as one block whose backward is written out (see [gradientsViaN]):
 //
 //	dx  = Σ_p dy_p·W_p + mask_p ⊙ (dza_p·A_p),   dza_p = (α/R)·dy_p·B_p      [N, in], [N, R]
 //	dA  = dza_pᵀ·dropout(x)   dB = dy_pᵀ·za_p   dW = dy_pᵀ·x (when the base trains)
