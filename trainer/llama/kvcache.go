@@ -137,7 +137,7 @@ func (m *Model) cachedAttention(scope *model.Scope, x *Node, kv *cachedKV, adapt
 	grp := n / k
 	capacity := kv.keys.Shape().Dimensions[3]
 
-	qkv := m.project(Reshape(x, b*t, c.HiddenSize), adapter,
+	qkv := m.project(rows(x), adapter,
 		proj(scope, "q_proj", n*d), proj(scope, "k_proj", k*d), proj(scope, "v_proj", k*d)) // [B·T, N·D], 2 × [B·T, K·D]
 	q, kk, v := qkv[0], qkv[1], qkv[2]
 	q = Reshape(q, b, t, n, d)                // [B, T, N, D]
@@ -165,5 +165,5 @@ func (m *Model) cachedAttention(scope *model.Scope, x *Node, kv *cachedKV, adapt
 	out = TransposeAllAxes(out, 0, 3, 1, 2, 4)           // [B, T, K, G, D]
 	out.AssertDims(b, t, k, grp, d)
 	out = m.project(Reshape(out, b*t, n*d), adapter, proj(scope, "o_proj", c.HiddenSize))[0] // [B·T, H]
-	return Reshape(out, b, t, c.HiddenSize)                                                  // [B, T, H]
+	return shapedAs(out, x)                                                                  // [B, T, H]
 }
