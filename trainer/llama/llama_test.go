@@ -130,7 +130,7 @@ func TestConfigValidation(t *testing.T) {
 		dpo  DPOConfig
 		want string
 	}{
-		{"lora rank", LoRAConfig{Rank: 0, Alpha: 16, TargetModules: []string{"q_proj"}}, DefaultDPOConfig(), "lora r (0)"},
+		{"lora rank", LoRAConfig{Rank: 0, Alpha: 16, TargetModules: []string{"q_proj"}}, DefaultDPOConfig(), "lora_r (0)"},
 		{"lora module", LoRAConfig{Rank: 4, Alpha: 8, TargetModules: []string{"qkv"}}, DefaultDPOConfig(), `"qkv" is not a Llama projection`},
 		{"beta", DefaultLoRAConfig(), DPOConfig{Beta: 0, LossType: LossSigmoid}, "beta (0)"},
 		{"loss type", DefaultLoRAConfig(), DPOConfig{Beta: 0.1, LossType: "kto"}, `loss_type "kto"`},

@@ -49,7 +49,7 @@ func (c LoRAConfig) Targets(projection string) bool {
 func (c LoRAConfig) Validate() error {
 	var errs []error
 	if c.Rank <= 0 {
-		errs = append(errs, fmt.Errorf("lora r (%d) must be > 0", c.Rank))
+		errs = append(errs, fmt.Errorf("lora_r (%d) must be > 0", c.Rank))
 	}
 	if !(c.Alpha > 0) {
 		errs = append(errs, fmt.Errorf("lora_alpha (%g) must be > 0", c.Alpha))
@@ -58,11 +58,11 @@ func (c LoRAConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("lora_dropout (%g) must be in [0, 1)", c.Dropout))
 	}
 	if len(c.TargetModules) == 0 {
-		errs = append(errs, errors.New("lora target_modules is empty"))
+		errs = append(errs, errors.New("target_modules is empty: name at least one projection (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)"))
 	}
 	for _, t := range c.TargetModules {
 		if _, ok := projections[t]; !ok {
-			errs = append(errs, fmt.Errorf("lora target module %q is not a Llama projection (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)", t))
+			errs = append(errs, fmt.Errorf("target_modules: %q is not a Llama projection (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)", t))
 		}
 	}
 	return errors.Join(errs...)

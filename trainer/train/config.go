@@ -212,10 +212,7 @@ func (c Config) Validate() error {
 	for _, x := range []struct {
 		name string
 		v    int
-	}{{"epochs", c.Epochs}, {"batch_size", c.BatchSize}, {"grad_accum", c.GradAccum}, {"lora_r", c.LoRAR}} {
-		if x.name == "lora_r" && c.Full {
-			continue // no adapter
-		}
+	}{{"epochs", c.Epochs}, {"batch_size", c.BatchSize}, {"grad_accum", c.GradAccum}} { // lora_r: see loraConfig below
 		if x.v <= 0 {
 			add("%s (%d) must be > 0", x.name, x.v)
 		}
