@@ -15,6 +15,7 @@ import (
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
 	"github.com/pantrypilot/recipe-dpo/trainer/safetensors"
 	"github.com/pantrypilot/recipe-dpo/trainer/tokenizer"
+	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 	"github.com/pantrypilot/recipe-dpo/transforms/shards"
 )
 
@@ -144,6 +145,11 @@ func TestBadInput(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if !blob.IsGCS(c.OutputDir) { // nothing half-written: not even an empty run directory
+				if left, _ := os.ReadDir(c.OutputDir); len(left) > 0 {
+					t.Errorf("the failed run left %s in the output directory", left[0].Name())
 				}
 			}
 		})

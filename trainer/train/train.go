@@ -96,10 +96,6 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		}
 		log.Info("training locally, uploading at the end", "work_dir", runDir, "output", c.RunDir())
 	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-
 	base, err := loadBase(c)
 	if err != nil {
 		return nil, err
@@ -172,6 +168,11 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		log.Info("reference log-probs", attrs...)
 	}
 
+	// Only now that the model, the data and the reference log-probs are in hand: a run that
+	// fails on its inputs leaves no empty run directory behind.
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
 	start := 0
 	var win window
 	ckptDir := filepath.Join(runDir, CheckpointsDir)
