@@ -125,6 +125,14 @@ func TestBadInput(t *testing.T) {
 			c.OutputDir, c.WorkDir, c.MergeOutput, c.RefCacheDir = "gs://b/out", "gs://b/work", "gs://b/merged", "gs://b/ref"
 		}, nil, []string{`work_dir "gs://b/work" must be a local directory`, `merge_output "gs://b/merged" must be a local directory`, `ref_cache_dir "gs://b/ref" must be a local directory`}},
 		{"missing backend", func(t *testing.T, c *Config) { c.Backend = "xla:cuda" }, nil, []string{"xla:cuda", "PJRT", "--backend go"}},
+		// Checked before the inputs load: the missing model is not what it reports.
+		{"output_dir is a file", func(t *testing.T, c *Config) {
+			c.OutputDir = filepath.Join(t.TempDir(), "file")
+			if err := os.WriteFile(c.OutputDir, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c.ModelDir = filepath.Join(t.TempDir(), "no-model")
+		}, nil, []string{"output_dir: cannot create", "file is not a directory"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fx.config("p1")

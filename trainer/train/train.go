@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -95,6 +96,13 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 			return nil, fmt.Errorf("train: output_dir: %w (check the bucket name and the credentials' storage.objects.create permission)", err)
 		}
 		log.Info("training locally, uploading at the end", "work_dir", runDir, "output", c.RunDir())
+	}
+	if err := checkCanCreate(runDir); err != nil { // before the inputs load, not after
+		flag := "output_dir"
+		if blob.IsGCS(c.OutputDir) {
+			flag = "work_dir"
+		}
+		return nil, fmt.Errorf("train: %s: cannot create %s: %w (choose a directory you can write to)", flag, runDir, err)
 	}
 	base, err := loadBase(c)
 	if err != nil {
@@ -526,6 +534,9 @@ func TrainAll(ctx context.Context, c Config, env Env, parallel int) ([]*Result, 
 	g.SetLimit(parallel)
 	for i, persona := range personas {
 		g.Go(func() error {
+			if err := gctx.Err(); err != nil { // an earlier persona failed: start no more
+				return err
+			}
 			pc, penv := c, env
 			pc.Persona = persona
 			if parallel > 1 && penv.Backend == nil {
@@ -553,6 +564,34 @@ func TrainAll(ctx context.Context, c Config, env Env, parallel int) ([]*Result, 
 		}
 	}
 	return out, err
+}
+
+// checkCanCreate reports whether directory dir exists or could be created: its nearest
+// existing ancestor must be a directory in which a file can be created (tried with a
+// temporary file, removed at once). It leaves nothing behind, so a run can check its output
+// directory before loading its inputs and create it only once they have loaded.
+func checkCanCreate(dir string) error {
+	for p := filepath.Clean(dir); ; {
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("%s is not a directory", p)
+		case err == nil:
+			f, err := os.CreateTemp(p, ".write-check-*")
+			if err != nil {
+				return err
+			}
+			f.Close()
+			return os.Remove(f.Name())
+		case !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR): // ENOTDIR: an ancestor is a file
+			return err
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return err
+		}
+		p = parent
+	}
 }
 
 // backendName is the backend a config string selects ("go", "xla", ...), as NewBackend

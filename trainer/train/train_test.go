@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -233,6 +234,24 @@ func TestTrainAllFailureCancelsTheRest(t *testing.T) {
 	t.Logf("the cancelled persona resumed from step %d", r.ResumedFrom)
 	if _, err := os.Stat(filepath.Join(longDir, "adapter_model.safetensors")); err != nil {
 		t.Errorf("after --resume: %v", err)
+	}
+}
+
+// TestTrainAllStopsAfterAFailure: one persona at a time, a failure (here the model directory
+// is missing, which every persona would hit) starts no further persona.
+func TestTrainAllStopsAfterAFailure(t *testing.T) {
+	fx := newFixture(t, 4, "p_1", "p_2", "p_3")
+	c := fx.config("")
+	c.ModelDir = filepath.Join(t.TempDir(), "no-model")
+	var logs bytes.Buffer
+	env := testEnv(t)
+	env.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	_, err := TrainAll(context.Background(), c, env, 1)
+	if err == nil || !strings.Contains(err.Error(), "persona p_1") {
+		t.Fatalf("err = %v, want the first persona's error", err)
+	}
+	if n := strings.Count(logs.String(), "training persona"); n != 1 {
+		t.Errorf("%d personas started, want 1:\n%s", n, logs.String())
 	}
 }
 
