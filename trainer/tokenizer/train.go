@@ -277,10 +277,14 @@ func TrainFromFiles(paths []string, vocabSize int, specials []string, opts ...Tr
 		if err != nil {
 			return nil, fmt.Errorf("train tokenizer: %w", err)
 		}
-		corpus = append(corpus, docs...)
+		for _, d := range docs {
+			if d != "" {
+				corpus = append(corpus, d)
+			}
+		}
 	}
 	if len(corpus) == 0 {
-		return nil, errors.New("train tokenizer: no text in the given files")
+		return nil, fmt.Errorf("train tokenizer: no text in %s: give files with the text to learn from (.jsonl/.json: string values)", strings.Join(paths, ", "))
 	}
 	return Train(corpus, vocabSize, specials, opts...)
 }

@@ -229,6 +229,13 @@ func TestTrainFromFiles(t *testing.T) {
 	if _, err := TrainFromFiles([]string{filepath.Join(dir, "missing.txt")}, 300, nil); err == nil {
 		t.Error("TrainFromFiles(missing file) succeeded")
 	}
+	// Files with nothing to learn from: an empty text file, JSON without a non-empty string.
+	empty, noStrings := filepath.Join(dir, "empty.txt"), filepath.Join(dir, "numbers.jsonl")
+	os.WriteFile(empty, nil, 0o644)
+	os.WriteFile(noStrings, []byte("{\"a\": 1}\n[\"\"]\n"), 0o644)
+	if _, err := TrainFromFiles([]string{empty, noStrings}, 300, nil); err == nil || !strings.Contains(err.Error(), "no text in "+empty) {
+		t.Errorf("TrainFromFiles(empty files) error = %v, want one naming the files", err)
+	}
 }
 
 func TestConcurrentEncode(t *testing.T) {
