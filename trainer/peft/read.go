@@ -80,6 +80,13 @@ func Load(dir string, mc model.Config) (*Adapter, error) {
 		}
 	}
 	if err := errors.Join(cfgErr, e.sorted()); err != nil {
+		if len(e.WrongShape) > 0 { // sized for another model: say which, and what to do
+			hint := fmt.Sprintf("the adapter does not fit this base model (%d layers, hidden_size %d)", mc.NumHiddenLayers, mc.HiddenSize)
+			if c.BaseModelNameOrPath != "" {
+				hint += fmt.Sprintf("; it was trained on %s: load it with that model", c.BaseModelNameOrPath)
+			}
+			return nil, fmt.Errorf("load adapter %s: %s: %w", dir, hint, err)
+		}
 		return nil, fmt.Errorf("load adapter %s: %w", dir, err)
 	}
 

@@ -156,6 +156,19 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "sized for another base model",
+			config: `{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 8, "target_modules": ["q_proj"],
+				"base_model_name_or_path": "org/wider-model"}`,
+			tensors: map[string][]int{
+				"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": {2, 16},
+				"base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": {16, 2},
+				"base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight": {2, 16},
+				"base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight": {16, 2},
+			},
+			want: []string{"does not fit this base model (2 layers, hidden_size 8)", "it was trained on org/wider-model: load it with that model",
+				"q_proj.lora_A.weight is [2 16], want [2 8]"},
+		},
+		{
 			name:   "bad config and a missing tensor together",
 			config: `{"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 0, "lora_dropout": 1.5, "target_modules": ["q_proj", "v_proj", "embed"], "use_dora": true, "rank_pattern": {"q_proj": 4}, "bias": "all"}`,
 			tensors: func() map[string][]int {
