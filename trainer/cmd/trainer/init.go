@@ -36,6 +36,7 @@ func runInit(_ context.Context, args []string, stderr io.Writer) error {
 	tie := fs.Bool("tie_word_embeddings", true, "share the embedding and the LM head")
 	seed := fs.Int64("seed", 1, "initialisation seed")
 	dtype := fs.String("dtype", "f32", "stored dtype: f32 or bf16")
+	force := fs.Bool("force", false, "overwrite the model files of an existing model directory")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +46,13 @@ func runInit(_ context.Context, args []string, stderr io.Writer) error {
 	}
 	if *out == "" {
 		return flagError{errors.New("--output is required")}
+	}
+	if !*force { // a random model must not silently replace a trained one
+		for _, name := range []string{"config.json", safetensors.SingleFileName, safetensors.IndexFileName} {
+			if _, err := os.Stat(filepath.Join(*out, name)); err == nil {
+				return flagError{fmt.Errorf("--output %s already holds a model (%s): choose another directory, or pass --force to overwrite it", *out, name)}
+			}
+		}
 	}
 	var tok *tokenizer.Tokenizer
 	if *vocab != "" {

@@ -166,6 +166,7 @@ func TestCommands(t *testing.T) {
 	}{
 		{"vocab mismatch", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", small, "--tokenizer", tokPath}, 1, "vocab_size 100"},
 		{"init vocab too small", []string{"init", "--output", filepath.Join(dir, "x"), "--vocab", tokPath, "--vocab_size", "10"}, 2, "smaller than the tokenizer"},
+		{"init over a model", []string{"init", "--output", small, "--vocab_size", "100"}, 2, "already holds a model (config.json)"},
 		{"unknown persona", []string{"train", "--persona", "nobody", "--data_root", root, "--model_dir", modelDir}, 1, "no training examples"},
 		{"bad flag value", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", modelDir, "--loss_type", "kto"}, 1, `loss_type "kto"`},
 		{"unknown flag", []string{"train", "--lr", "1"}, 2, "flag provided but not defined"},
@@ -186,6 +187,9 @@ func TestCommands(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
 			}
 		})
+	}
+	if out, err := runCmd(t, "init", "--output", small, "--vocab_size", "100", "--hidden_size", "32", "--heads", "4", "--seed", "2", "--force"); err != nil {
+		t.Errorf("init --force over a model: %v\n%s", err, out)
 	}
 	if _, err := runCmd(t, "train", "-h"); !errors.Is(err, flagErrHelp()) {
 		t.Errorf("train -h returned %v, want flag.ErrHelp", err)
