@@ -126,8 +126,16 @@ func runTokenizerTrain(_ context.Context, args []string, stderr io.Writer) error
 	size := fs.Int("vocab_size", 4096, "vocabulary size: 256 bytes + merges + specials")
 	out := fs.String("output", "tokenizer.json", "tokenizer.json to write (a directory gets tokenizer.json inside)")
 	sep := fs.Bool("separate_spaces", false, "learn no token that starts with a space, so a word has the same tokens after a space and after punctuation (longer sequences; helps tiny models copy words into JSON)")
+	force := fs.Bool("force", false, "overwrite an existing tokenizer.json")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	target := *out // as Tokenizer.Save resolves it
+	if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+		target = filepath.Join(target, tokenizer.FileName)
+	}
+	if _, err := os.Stat(target); err == nil && !*force { // e.g. a real model's, next to its weights
+		return flagError{fmt.Errorf("--output: %s exists: choose another path, or pass --force to overwrite it", target)}
 	}
 	log, err := newLogger(stderr, *level)
 	if err != nil {

@@ -167,6 +167,7 @@ func TestCommands(t *testing.T) {
 		{"vocab mismatch", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", small, "--tokenizer", tokPath}, 1, "vocab_size 100"},
 		{"init vocab too small", []string{"init", "--output", filepath.Join(dir, "x"), "--vocab", tokPath, "--vocab_size", "10"}, 2, "smaller than the tokenizer"},
 		{"init over a model", []string{"init", "--output", small, "--vocab_size", "100"}, 2, "already holds a model (config.json)"},
+		{"tokenizer over a tokenizer", []string{"tokenizer", "train", "--input", tokPath, "--output", filepath.Dir(tokPath)}, 2, tokPath + " exists"},
 		{"unknown persona", []string{"train", "--persona", "nobody", "--data_root", root, "--model_dir", modelDir}, 1, "no training examples"},
 		{"bad flag value", []string{"train", "--persona", "persona_a", "--data_root", root, "--model_dir", modelDir, "--loss_type", "kto"}, 1, `loss_type "kto"`},
 		{"unknown flag", []string{"train", "--lr", "1"}, 2, "flag provided but not defined"},
