@@ -202,6 +202,8 @@ func (c Config) Validate() error {
 	}
 	if blob.IsGCS(c.MergeOutput) {
 		add("merge_output %q must be a local directory", c.MergeOutput)
+	} else if c.MergeOutput != "" && c.ModelDir != "" && sameDir(c.MergeOutput, c.ModelDir) {
+		add("merge_output %q is the base model_dir: the merged model would overwrite the base it is made from; choose another directory", c.MergeOutput)
 	}
 	if c.Version == "" || strings.ContainsAny(c.Version, `/\`) {
 		add("version %q must be a non-empty plain string such as 1.0", c.Version)
@@ -368,4 +370,17 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// sameDir reports whether local paths a and b name the same directory, comparing their
+// absolute cleaned forms and, when both exist, the files themselves (symbolic links).
+func sameDir(a, b string) bool {
+	if fa, err := os.Stat(a); err == nil {
+		if fb, err := os.Stat(b); err == nil {
+			return os.SameFile(fa, fb)
+		}
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
 }

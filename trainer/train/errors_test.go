@@ -125,6 +125,8 @@ func TestBadInput(t *testing.T) {
 			c.OutputDir, c.WorkDir, c.MergeOutput, c.RefCacheDir = "gs://b/out", "gs://b/work", "gs://b/merged", "gs://b/ref"
 		}, nil, []string{`work_dir "gs://b/work" must be a local directory`, `merge_output "gs://b/merged" must be a local directory`, `ref_cache_dir "gs://b/ref" must be a local directory`}},
 		{"missing backend", func(t *testing.T, c *Config) { c.Backend = "xla:cuda" }, nil, []string{"xla:cuda", "PJRT", "--backend go"}},
+		{"merge_output is the base", func(t *testing.T, c *Config) { c.MergeOutput = c.ModelDir + "/" }, nil,
+			[]string{"is the base model_dir", "choose another directory"}},
 		// Checked before the inputs load: the missing model is not what it reports.
 		{"output_dir is a file", func(t *testing.T, c *Config) {
 			c.OutputDir = filepath.Join(t.TempDir(), "file")
