@@ -164,10 +164,24 @@ func TestEvaluateOpenAIGemini(t *testing.T) {
 }
 
 func TestEvaluateBadInput(t *testing.T) {
+	// A persona's adapter directory, for the cases that get past the adapters' presence
+	// check to the model's; and an adapter trained for a wider model than the tiny one.
+	onlyDirs := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(onlyDirs, "persona_b_indian_veg_v1.0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	modelDir, mc := localgentest.TinyModelDir(t)
+	wider, foreign := mc, t.TempDir()
+	wider.HiddenSize, wider.HeadDim = 2*mc.HiddenSize, 0
+	if err := peft.Save(filepath.Join(foreign, "persona_b_indian_veg_v1.0"), peft.NewRandom(peft.NewConfig(4, 8, 0, "q_proj"), wider, 1), wider); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		want string
 	}{
+		{[]string{"--persona", "persona_b_indian_veg", "--model_dir", filepath.Join(t.TempDir(), "no-model"), "--adapters_dir", onlyDirs}, "--model_dir: tokenizer"},
+		{[]string{"--persona", "persona_b_indian_veg", "--model_dir", modelDir, "--adapters_dir", foreign}, "adapter does not fit this base model"},
 		{[]string{"--persona", "persona_z"}, "known personas"},
 		{[]string{"--generator", "gpt"}, "--generator"},
 		{[]string{"--judge", "gemini", "--gemini_backend", "vertex"}, "--project"},

@@ -18,6 +18,7 @@ import (
 	"github.com/pantrypilot/recipe-dpo/beam/evaluate"
 	"github.com/pantrypilot/recipe-dpo/launchers/internal/beamrun"
 	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/trainer/train"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 	"github.com/pantrypilot/recipe-dpo/transforms/report"
 )
@@ -108,10 +109,19 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 			os.Getenv(evaluate.EnvGeminiKey) == "" && os.Getenv(evaluate.EnvGoogleKey) == "" {
 			return fmt.Errorf("--judge=gemini needs %s (or %s) in the environment, or --gemini_backend=vertex", evaluate.EnvGeminiKey, evaluate.EnvGoogleKey)
 		}
-		if cfg.Generator.Kind == evaluate.GeneratorLocal {
+		if g := cfg.Generator; g.Kind == evaluate.GeneratorLocal {
+			var adapters []string
 			for _, p := range cfg.Personas {
-				if _, err := os.Stat(cfg.Generator.AdapterDir(p.ID)); err != nil {
-					return fmt.Errorf("no trained adapter for %s at %s (train it with `trainer train-all`, or pass --adapters_dir)", p.ID, cfg.Generator.AdapterDir(p.ID))
+				if _, err := os.Stat(g.AdapterDir(p.ID)); err != nil {
+					return fmt.Errorf("no trained adapter for %s at %s (train it with `trainer train-all`, or pass --adapters_dir)", p.ID, g.AdapterDir(p.ID))
+				}
+				adapters = append(adapters, g.AdapterDir(p.ID))
+			}
+			// The model and every adapter, read here before the job's workers load them, so a
+			// wrong path or an adapter of another model fails now, not as an error row per case.
+			if beamrun.LocalRunner() {
+				if err := train.CheckBase(g.ModelDir, g.Tokenizer, g.SFTAdapter, adapters...); err != nil {
+					return fmt.Errorf("--model_dir: %w", err)
 				}
 			}
 		}

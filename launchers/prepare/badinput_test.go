@@ -63,6 +63,7 @@ func TestBadInput(t *testing.T) {
 		{"presence penalty", []string{"--presence_penalty", "2.5"}, []string{"--presence_penalty (2.5) must be in [-2, 2]"}},
 		{"no model copies", []string{"--generator_replicas", "0"}, []string{"--generator_replicas (0) must be ≥ 1"}},
 		{"frequency penalty", []string{"--frequency_penalty", "NaN"}, []string{"--frequency_penalty (NaN) must be in [-2, 2]"}},
+		{"missing local model", []string{"--generator", "local", "--model_dir", filepath.Join(dir, "no-model")}, []string{"--model_dir", "no-model/tokenizer.json"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/pantrypilot/recipe-dpo/beam/prepare"
 	"github.com/pantrypilot/recipe-dpo/launchers/internal/beamrun"
 	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/trainer/train"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 	"github.com/pantrypilot/recipe-dpo/transforms/prompts"
 	"github.com/pantrypilot/recipe-dpo/transforms/shards"
@@ -163,6 +164,13 @@ func run(ctx context.Context, o *options, logger *slog.Logger, stdout io.Writer)
 	}
 	dry := beamrun.DryRun()
 	if !dry {
+		// The job's workers load the model; here it runs in this process, so a wrong path
+		// fails now, before anything is written (on Dataflow the path is the workers').
+		if g := cfg.Generator; g.Kind == prepare.GeneratorLocal && beamrun.LocalRunner() {
+			if err := train.CheckBase(g.ModelDir, g.Tokenizer, g.SFTAdapter); err != nil {
+				return fmt.Errorf("--model_dir: %w", err)
+			}
+		}
 		if err := blob.CheckWritable(ctx, cfg.Output); err != nil {
 			return err
 		}

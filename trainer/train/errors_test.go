@@ -165,3 +165,48 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckBase: the launchers' pre-flight check of a model directory gives training's
+// messages without reading the weights: a good model passes; a missing tokenizer, a vocab
+// mismatch, a directory without weights and an adapter of another model fail.
+func TestCheckBase(t *testing.T) {
+	fx := newFixture(t, 2, "p1")
+	tok := filepath.Join(fx.modelDir, tokenizer.FileName)
+	if err := CheckBase(fx.modelDir, "", ""); err != nil {
+		t.Fatalf("CheckBase(good model) = %v", err)
+	}
+	small := filepath.Join(t.TempDir(), "small")
+	writeModel(t, small, tinyShape(100), 1)
+	noWeights := t.TempDir() // config.json only
+	if err := model.WriteConfig(noWeights, fx.cfg); err != nil {
+		t.Fatal(err)
+	}
+	wider := fx.cfg
+	wider.HiddenSize, wider.HeadDim = 2*fx.cfg.HiddenSize, 0
+	foreign := filepath.Join(t.TempDir(), "adapter")
+	if err := peft.Save(foreign, peft.NewRandom(peft.NewConfig(4, 8, 0, "q_proj"), wider, 1), wider); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name                   string
+		dir, tok, sft, adapter string
+		want                   string
+	}{
+		{"no tokenizer", small, "", "", "", "pass --tokenizer"},
+		{"vocab mismatch", small, tok, "", "", "vocab_size 100"},
+		{"no weights", noWeights, tok, "", "", "neither model.safetensors nor model.safetensors.index.json"},
+		{"foreign sft adapter", fx.modelDir, "", foreign, "", "sft_adapter: load adapter"},
+		{"foreign adapter", fx.modelDir, "", "", foreign, "does not fit this base model"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var adapters []string
+			if tc.adapter != "" {
+				adapters = append(adapters, tc.adapter)
+			}
+			err := CheckBase(tc.dir, tc.tok, tc.sft, adapters...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("CheckBase = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -34,17 +34,16 @@ type baseModel struct {
 // loadBase reads c.ModelDir (config.json + safetensors, checked by model.LoadModelDir), the
 // tokenizer (checked against vocab_size) and merges c.SFTAdapter into the weights.
 func loadBase(c Config) (*baseModel, error) {
-	tok, err := tokenizer.Load(c.tokenizerPath())
+	tok, err := loadTokenizer(c)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w (pass --tokenizer or put tokenizer.json in the model directory)", err)
+		return nil, err
 	}
 	mc, f, err := model.LoadModelDir(c.ModelDir)
 	if err != nil {
 		return nil, err
 	}
-	if tok.VocabSize() > mc.VocabSize {
-		return nil, fmt.Errorf("%w: %s has %d token ids but %s/config.json has vocab_size %d; use the tokenizer the model was made with, or re-create the model with `trainer init --vocab %s`",
-			ErrVocabMismatch, c.tokenizerPath(), tok.VocabSize(), c.ModelDir, mc.VocabSize, c.tokenizerPath())
+	if err := checkVocab(c, tok, mc); err != nil {
+		return nil, err
 	}
 	flat := make(map[string][]float32, len(f.Tensors))
 	shapes := make(map[string][]int, len(f.Tensors))
@@ -129,4 +128,22 @@ func padID(tok *tokenizer.Tokenizer) int32 {
 		return int32(id)
 	}
 	return 0
+}
+
+// loadTokenizer loads c's tokenizer (default <model_dir>/tokenizer.json).
+func loadTokenizer(c Config) (*tokenizer.Tokenizer, error) {
+	tok, err := tokenizer.Load(c.tokenizerPath())
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w (pass --tokenizer or put tokenizer.json in the model directory)", err)
+	}
+	return tok, nil
+}
+
+// checkVocab checks that every id of tok is a row of the model's embedding.
+func checkVocab(c Config, tok *tokenizer.Tokenizer, mc model.Config) error {
+	if tok.VocabSize() > mc.VocabSize {
+		return fmt.Errorf("%w: %s has %d token ids but %s/config.json has vocab_size %d; use the tokenizer the model was made with, or re-create the model with `trainer init --vocab %s`",
+			ErrVocabMismatch, c.tokenizerPath(), tok.VocabSize(), c.ModelDir, mc.VocabSize, c.tokenizerPath())
+	}
+	return nil
 }
