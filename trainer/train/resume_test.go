@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -210,5 +212,38 @@ func cancelAndResume(t *testing.T, whole, c Config, full bool) {
 		if !bytes.Equal(readFile(t, filepath.Join(whole.RunDir(), f)), readFile(t, filepath.Join(c.RunDir(), f))) {
 			t.Errorf("%s after cancel + resume differs from the uninterrupted run's", f)
 		}
+	}
+}
+
+// TestResumeUnreadableCheckpoint: a latest checkpoint that cannot be read stops --resume
+// with an error naming the one before it; deleting the bad one resumes from that.
+func TestResumeUnreadableCheckpoint(t *testing.T) {
+	fx := newFixture(t, 8, "p1")
+	c := fx.config("p1")
+	c.SaveSteps, c.SaveLimit = 1, 0
+	if _, err := Train(context.Background(), c, testEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(c.RunDir(), CheckpointsDir)
+	steps, err := checkpoints(dir)
+	if err != nil || len(steps) < 2 {
+		t.Fatalf("checkpoints %v, %v: want at least two", steps, err)
+	}
+	last := filepath.Join(dir, fmt.Sprintf("%s%d", ckptPrefix, steps[len(steps)-1]))
+	if err := os.WriteFile(filepath.Join(last, "adapter.safetensors"), []byte("not safetensors"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Resume = true
+	_, err = Train(context.Background(), c, testEnv(t))
+	want := fmt.Sprintf("delete %s to resume from checkpoint-%d", last, steps[len(steps)-2])
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("resume from an unreadable checkpoint: %v; want an error containing %q", err, want)
+	}
+	if err := os.RemoveAll(last); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Train(context.Background(), c, testEnv(t))
+	if err != nil || res.ResumedFrom != steps[len(steps)-2] {
+		t.Fatalf("resume after deleting it: from %v, %v; want step %d", res, err, steps[len(steps)-2])
 	}
 }

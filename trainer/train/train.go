@@ -195,7 +195,11 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 			ckpt := filepath.Join(ckptDir, fmt.Sprintf("%s%d", ckptPrefix, steps[len(steps)-1]))
 			st, err := loadCheckpoint(ckpt, tv)
 			if err != nil {
-				return nil, err
+				prev := "train without --resume"
+				if len(steps) > 1 {
+					prev = fmt.Sprintf("delete %s to resume from checkpoint-%d, or train without --resume", ckpt, steps[len(steps)-2])
+				}
+				return nil, fmt.Errorf("%w (the latest checkpoint cannot be read: %s)", err, prev)
 			}
 			if d := compatOf(c, dkey).diff(st.Compat); len(d) > 0 {
 				return nil, fmt.Errorf("resume from %s: the run's settings changed: %v; start a fresh run (without --resume) or restore them", ckpt, d)

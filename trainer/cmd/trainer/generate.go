@@ -73,6 +73,9 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err := sc.Err(); err != nil {
 			return fmt.Errorf("--prompts_file: %w", err)
 		}
+		if len(requests) == 0 {
+			return fmt.Errorf("--prompts_file %s holds no requests: give one per line", *file)
+		}
 	default:
 		return flagError{fmt.Errorf("give --prompt or --prompts_file")}
 	}

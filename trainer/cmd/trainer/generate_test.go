@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,5 +37,14 @@ func TestGenerateCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"generate", "--model_dir", dir}, io.Discard, io.Discard); err == nil || exitCode(err) != 2 {
 		t.Errorf("generate without a prompt: err %v, want a flag error (exit 2)", err)
+	}
+	blank := filepath.Join(t.TempDir(), "blank.txt")
+	if err := os.WriteFile(blank, []byte("\n  \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var none strings.Builder
+	err := run(context.Background(), []string{"generate", "--model_dir", dir, "--prompts_file", blank}, &none, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "holds no requests") || none.Len() > 0 {
+		t.Errorf("generate with a blank prompts file: err %v, output %q; want an error saying it holds no requests", err, none.String())
 	}
 }
