@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -245,5 +246,30 @@ func TestResumeUnreadableCheckpoint(t *testing.T) {
 	res, err := Train(context.Background(), c, testEnv(t))
 	if err != nil || res.ResumedFrom != steps[len(steps)-2] {
 		t.Fatalf("resume after deleting it: from %v, %v; want step %d", res, err, steps[len(steps)-2])
+	}
+}
+
+// TestFreshRunReplacesCheckpoints: a run without --resume into a run directory that holds an
+// earlier run's checkpoints removes them, so a later --resume continues this run and the
+// save_limit pruning keeps this run's checkpoints.
+func TestFreshRunReplacesCheckpoints(t *testing.T) {
+	fx := newFixture(t, 8, "p1")
+	c := fx.config("p1")
+	c.SaveSteps = 1
+	if _, err := Train(context.Background(), c, testEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(c.RunDir(), CheckpointsDir)
+	first, _ := checkpoints(dir)
+	// An earlier, longer run's checkpoint: a higher step than this run reaches.
+	stale := filepath.Join(dir, fmt.Sprintf("%s%d", ckptPrefix, 999))
+	if err := os.CopyFS(stale, os.DirFS(filepath.Join(dir, fmt.Sprintf("%s%d", ckptPrefix, first[len(first)-1])))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(context.Background(), c, testEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := checkpoints(dir); !slices.Equal(got, first) {
+		t.Errorf("checkpoints after a fresh run %v, want this run's %v (the earlier run's step 999 removed)", got, first)
 	}
 }

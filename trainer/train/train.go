@@ -184,6 +184,20 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	start := 0
 	var win window
 	ckptDir := filepath.Join(runDir, CheckpointsDir)
+	if !c.Resume {
+		// A fresh run replaces an earlier run's files in this directory. Its checkpoints go
+		// too: left, a later --resume would continue the earlier run, and the save_limit
+		// pruning (which keeps the highest steps) would delete this run's instead.
+		if steps, err := checkpoints(ckptDir); err != nil {
+			return nil, fmt.Errorf("train: %w", err)
+		} else if len(steps) > 0 {
+			if err := os.RemoveAll(ckptDir); err != nil {
+				return nil, fmt.Errorf("train: remove the earlier run's checkpoints: %w", err)
+			}
+			log.Info("fresh run: removed the earlier run's checkpoints (pass --resume to continue a run instead)",
+				"dir", ckptDir, "steps", steps)
+		}
+	}
 	if c.Resume {
 		steps, err := checkpoints(ckptDir)
 		if err != nil {
