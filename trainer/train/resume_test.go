@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -271,5 +272,19 @@ func TestFreshRunReplacesCheckpoints(t *testing.T) {
 	}
 	if got, _ := checkpoints(dir); !slices.Equal(got, first) {
 		t.Errorf("checkpoints after a fresh run %v, want this run's %v (the earlier run's step 999 removed)", got, first)
+	}
+	// A fresh run that fails leaves no earlier weights beside its own metadata.
+	testHookLoss = func(step int, loss float64) float64 {
+		if step == 1 {
+			return math.NaN()
+		}
+		return loss
+	}
+	defer func() { testHookLoss = nil }()
+	if _, err := Train(context.Background(), c, testEnv(t)); !errors.Is(err, ErrNonFinite) {
+		t.Fatalf("got %v, want ErrNonFinite", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.RunDir(), peft.WeightsFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the earlier run's adapter is still there after a failed fresh run (stat: %v)", err)
 	}
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/pantrypilot/recipe-dpo/trainer/data"
 	"github.com/pantrypilot/recipe-dpo/trainer/llama"
+	"github.com/pantrypilot/recipe-dpo/trainer/peft"
+	"github.com/pantrypilot/recipe-dpo/trainer/safetensors"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 )
 
@@ -185,9 +187,19 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	var win window
 	ckptDir := filepath.Join(runDir, CheckpointsDir)
 	if !c.Resume {
-		// A fresh run replaces an earlier run's files in this directory. Its checkpoints go
-		// too: left, a later --resume would continue the earlier run, and the save_limit
-		// pruning (which keeps the highest steps) would delete this run's instead.
+		// A fresh run replaces an earlier run's files in this directory. Its weights go first:
+		// this run's training_args.json and metrics.jsonl are written from the start, and a
+		// run that then failed would leave them beside the old weights, which a reader would
+		// take for this run's result. Its checkpoints go too: left, a later --resume would
+		// continue the earlier run, and the save_limit pruning (which keeps the highest steps)
+		// would delete this run's instead.
+		for _, name := range []string{peft.WeightsFileName, safetensors.SingleFileName} {
+			if err := os.Remove(filepath.Join(runDir, name)); err == nil {
+				log.Info("fresh run: removed the earlier run's weights", "file", filepath.Join(runDir, name))
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("train: remove the earlier run's weights: %w", err)
+			}
+		}
 		if steps, err := checkpoints(ckptDir); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		} else if len(steps) > 0 {
