@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pantrypilot/recipe-dpo/trainer/model"
 	"github.com/pantrypilot/recipe-dpo/trainer/safetensors"
 )
 
@@ -227,6 +228,16 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 
+	t.Run("a full model directory", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := model.WriteConfig(dir, mc); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(dir, mc)
+		if err == nil || !strings.Contains(err.Error(), "is a full model directory, not a PEFT adapter") {
+			t.Errorf("Load(model dir) = %v, want an error saying it is a model directory", err)
+		}
+	})
 	t.Run("mismatch is a MismatchError", func(t *testing.T) {
 		m := qTensors("")
 		delete(m, "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight")
