@@ -98,9 +98,12 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ConfigFileName is a Hugging Face model directory's config file.
+const ConfigFileName = "config.json"
+
 // LoadConfig reads and validates dir/config.json.
 func LoadConfig(dir string) (Config, error) {
-	p := filepath.Join(dir, "config.json")
+	p := filepath.Join(dir, ConfigFileName)
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return Config{}, fmt.Errorf("model config: %w", err)
@@ -127,5 +130,5 @@ func WriteConfig(dir string, c Config) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(dir, ConfigFileName), append(b, '\n'), 0o644)
 }

@@ -28,7 +28,7 @@ func Load(dir string, mc model.Config) (*Adapter, error) {
 	cfgPath := filepath.Join(dir, ConfigFileName)
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
-		if _, statErr := os.Stat(filepath.Join(dir, "config.json")); errors.Is(err, fs.ErrNotExist) && statErr == nil {
+		if _, statErr := os.Stat(filepath.Join(dir, model.ConfigFileName)); errors.Is(err, fs.ErrNotExist) && statErr == nil {
 			err = fmt.Errorf("%w: %s is a full model directory, not a PEFT adapter (use it as the base model directory)", err, dir)
 		}
 		return nil, fmt.Errorf("load adapter: %w", err)

@@ -158,7 +158,7 @@ func exportFull(dir string, store *model.Store, c Config, mc llamacfg.Config) ([
 	if err := copyFile(c.tokenizerPath(), tok); err != nil {
 		return nil, fmt.Errorf("export: tokenizer: %w", err)
 	}
-	return []string{filepath.Join(dir, "config.json"), filepath.Join(dir, safetensors.SingleFileName), tok}, nil
+	return []string{filepath.Join(dir, llamacfg.ConfigFileName), filepath.Join(dir, safetensors.SingleFileName), tok}, nil
 }
 
 // copyFile copies src to dst (atomically on the destination side).

@@ -78,7 +78,7 @@ func loadBase(c Config) (*baseModel, error) {
 
 // modelFiles lists the files of a model directory that determine its weights.
 func modelFiles(dir string) ([]string, error) {
-	files := []string{filepath.Join(dir, "config.json")}
+	files := []string{filepath.Join(dir, model.ConfigFileName)}
 	single := filepath.Join(dir, safetensors.SingleFileName)
 	if _, err := os.Stat(single); err == nil {
 		return append(files, single), nil

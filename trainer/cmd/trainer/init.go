@@ -48,7 +48,7 @@ func runInit(_ context.Context, args []string, stderr io.Writer) error {
 		return flagError{errors.New("--output is required")}
 	}
 	if !*force { // a random model must not silently replace a trained one
-		for _, name := range []string{"config.json", safetensors.SingleFileName, safetensors.IndexFileName} {
+		for _, name := range []string{model.ConfigFileName, safetensors.SingleFileName, safetensors.IndexFileName} {
 			if _, err := os.Stat(filepath.Join(*out, name)); err == nil {
 				return flagError{fmt.Errorf("--output %s already holds a model (%s): choose another directory, or pass --force to overwrite it", *out, name)}
 			}
