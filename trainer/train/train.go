@@ -209,8 +209,7 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 			log.Info("fresh run: removed the earlier run's checkpoints (pass --resume to continue a run instead)",
 				"dir", ckptDir, "steps", steps)
 		}
-	}
-	if c.Resume {
+	} else {
 		steps, err := checkpoints(ckptDir)
 		if err != nil {
 			return nil, fmt.Errorf("resume: %w", err)
