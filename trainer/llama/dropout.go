@@ -8,25 +8,29 @@ import (
 	"sync"
 
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions"
 )
 
-// LoRA dropout can be drawn in two places. In the graph (GoMLX's layers.DropoutStatic), as on
-// XLA backends, where the device draws the bits. Or outside it, here, and fed to the training
-// graph as inputs: on GoMLX's pure-Go backend the random-bits op fills its output one byte at a
-// time, 4 bytes per element, and the uniform floats then take more passes (convert, scale,
-// abs, min, compare, select, divide), together about a tenth of a DPO step with the default
-// four adapted projections. Drawn here, a mask costs a quarter of a 64-bit PCG draw per
-// element and, in the graph, one select forward and one backward. The 1/(1−p) of inverted
+// LoRA dropout masks are drawn in one of two places, with the same semantics. Outside the
+// graph, here, and fed to the training graph as inputs, on GoMLX's pure-Go backend: there the
+// random-bits op fills its output one byte at a time, 4 bytes per element, and the uniform
+// floats then take more passes, together about a tenth of a DPO step with the default four
+// adapted projections; drawn here, a mask costs a quarter of a 64-bit PCG draw per element.
+// Or in the graph, on XLA backends, where the device draws them: [Model.Logits] draws every
+// mask of the pass from the store's RNG state before the first layer. Either way the masks
+// exist before the layers run, so a layer recomputed for its gradient (gradient
+// checkpointing, see [Model.GradientCheckpointing]) sees the masks its forward pass saw, and
+// the graph applies them with one select forward and one backward. The 1/(1−p) of inverted
 // dropout is folded into the adapter's α/r factor, so a kept input passes unchanged.
 //
 // Semantics are PEFT's (torch.nn.Dropout on each adapted projection's input, independently per
 // projection), with p quantised to a multiple of 2⁻¹⁶: an element is dropped when its 16-bit
-// draw is below round(p·2¹⁶), and the kept inputs are scaled by 1/(1 − that rate). For the
-// default 0.05 the rate is 0.050003.
+// draw (in the graph: its uniform draw times 2¹⁶) is below round(p·2¹⁶), and the kept inputs
+// are scaled by 1/(1 − that rate). For the default 0.05 the rate is 0.050003.
 
 // DropoutMask names one LoRA dropout mask of a training forward pass: the adapted projection
 // (its Hugging Face module name, "model.layers.0.self_attn.q_proj") and the mask's dimensions
@@ -113,18 +117,31 @@ func (m *Model) WithDropoutMasks(masks map[string]*Node) *Model {
 	return &c
 }
 
-// loraDropout says how LoRA dropout applies to an adapted projection's input x2 [N, in]
-// (module names the projection): through mask (Bool [N, in], true where kept: drawn outside
-// the graph, see [Model.WithDropoutMasks]), in the graph (inGraph: layers.DropoutStatic, for
-// backends other than the pure-Go one), or not at all (neither: no dropout, or not a training
-// graph). scale is the factor for the adapter's output: α/r, times 1/(1−p) for a mask.
-func (m *Model) loraDropout(scope *model.Scope, module string, x2 *Node) (mask *Node, inGraph bool, scale float64) {
+// drawDropoutMasks draws the masks of a training forward pass over rows token rows in the
+// graph, from the store's RNG state, in [Model.DropoutMasks]' order: Bool, true where kept,
+// keyed by module. An element is dropped where its uniform draw is below
+// round(p·2¹⁶)/2¹⁶, the rate the host-drawn masks realise.
+func (m *Model) drawDropoutMasks(scope *model.Scope, g *Graph, rows int) map[string]*Node {
+	rate := Scalar(g, dtypes.Float32, float64(dropThreshold(m.LoRA.Dropout))/(1<<16))
+	masks := map[string]*Node{}
+	for _, s := range m.DropoutMasks(rows) {
+		u := scope.RandomUniform(g, shapes.Make(dtypes.Float32, s.Dims[:]...))
+		masks[s.Module] = GreaterOrEqual(u, rate)
+	}
+	return masks
+}
+
+// loraDropout returns the dropout mask of an adapted projection's input x2 [N, in] (module
+// names the projection; Bool [N, in], true where kept, see [Model.WithDropoutMasks]), nil
+// without dropout or outside a training graph, and the factor for the adapter's output: α/r,
+// times 1/(1−p) with a mask.
+func (m *Model) loraDropout(scope *model.Scope, module string, x2 *Node) (mask *Node, scale float64) {
 	scale = m.LoRA.Scale()
 	if m.LoRA.Dropout == 0 || !scope.IsTraining(x2.Graph()) {
-		return nil, false, scale
+		return nil, scale
 	}
 	if m.masks == nil {
-		return nil, true, scale
+		Panicf("llama: no dropout masks for %s: a training forward pass draws them in Logits, or takes them from WithDropoutMasks", module)
 	}
 	mask, ok := m.masks[module]
 	if !ok {
@@ -133,5 +150,5 @@ func (m *Model) loraDropout(scope *model.Scope, module string, x2 *Node) (mask *
 	if mask.DType() != dtypes.Bool || !slices.Equal(mask.Shape().Dimensions, x2.Shape().Dimensions) {
 		Panicf("llama: dropout mask for %s is %s, want Bool%v like its input", module, mask.Shape(), x2.Shape().Dimensions)
 	}
-	return mask, false, scale * keepScale(m.LoRA.Dropout)
+	return mask, scale * keepScale(m.LoRA.Dropout)
 }

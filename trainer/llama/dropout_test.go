@@ -192,3 +192,65 @@ func BenchmarkDrawDropoutMasks(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/element")
 }
+
+// TestDropoutMasksDrawnInGraph checks the masks a training pass draws in the graph (XLA's
+// path): one per adapted projection, of its input's shape, dropping round(p·2¹⁶)/2¹⁶ of the
+// elements (within five standard deviations), independent of each other, and a function of
+// the store's RNG state.
+func TestDropoutMasksDrawnInGraph(t *testing.T) {
+	lora := LoRAConfig{Rank: 2, Alpha: 4, Dropout: 0.3, TargetModules: []string{"q_proj", "up_proj"}}
+	store, m := newTinyModel(t, dtypes.Float32, lora)
+	const rows = 500
+	specs := m.DropoutMasks(rows)
+	exec, err := model.NewExec(backend(t), store, func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+		scope.SetTraining(inputs[0].Graph(), true) // reads the RNG state's current value
+		masks := m.drawDropoutMasks(scope, inputs[0].Graph(), rows)
+		var out []*graph.Node
+		for _, s := range specs {
+			out = append(out, masks[s.Module])
+		}
+		return out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	draw := func(seed int64) [][]bool {
+		if err := store.SetRNGStateFromSeed(seed); err != nil {
+			t.Fatal(err)
+		}
+		var out [][]bool
+		for i, x := range exec.MustCall(tensors.FromValue(int32(0))) {
+			if !slices.Equal(x.Shape().Dimensions, specs[i].Dims[:]) {
+				t.Fatalf("mask %s is %s, want %v", specs[i].Module, x.Shape(), specs[i].Dims)
+			}
+			out = append(out, tensors.MustCopyFlatData[bool](x))
+		}
+		return out
+	}
+	a, again, other := draw(1), draw(1), draw(2)
+	q := float64(dropThreshold(lora.Dropout)) / (1 << 16)
+	for i, keep := range a {
+		dropped := 0
+		for _, k := range keep {
+			if !k {
+				dropped++
+			}
+		}
+		n := float64(len(keep))
+		if sd := math.Sqrt(n * q * (1 - q)); math.Abs(float64(dropped)-n*q) > 5*sd {
+			t.Errorf("%s: %d of %.0f dropped, want %.0f ± %.0f", specs[i].Module, dropped, n, n*q, 5*sd)
+		}
+		if !slices.Equal(keep, again[i]) {
+			t.Errorf("%s: the same RNG state drew another mask", specs[i].Module)
+		}
+		if slices.Equal(keep, other[i]) {
+			t.Errorf("%s: another RNG state drew the same mask", specs[i].Module)
+		}
+	}
+	if len(a) != 2*m.Config.NumHiddenLayers {
+		t.Fatalf("%d masks, want 2 per layer", len(a))
+	}
+	if slices.Equal(a[0][:64], a[1][:64]) {
+		t.Errorf("the q_proj and up_proj masks of layer 0 start alike: not independent")
+	}
+}

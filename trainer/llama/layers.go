@@ -366,6 +366,8 @@ func (m *Model) DecoderLayer(scope *model.Scope, x, cos, sin, bias *Node, adapte
 // returns next-token logits [B, S, V] in float32 (float64 for a float64 model). Positions are
 // 0..S−1 (transformers' default without position_ids), so right padding is the natural layout;
 // logits at padding positions are computed but meaningless. scope is the store's root scope.
+// A training pass with the adapter on draws its LoRA dropout masks first, unless
+// [Model.WithDropoutMasks] gave them.
 func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Adapter) *Node {
 	c := m.Config
 	g := ids.Graph()
@@ -373,6 +375,9 @@ func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Ada
 		Panicf("llama: Logits wants ids and attention mask [B, S], got %s and %s", ids.Shape(), attentionMask.Shape())
 	}
 	b, s := ids.Shape().Dimensions[0], ids.Shape().Dimensions[1]
+	if bool(adapter) && m.LoRA != nil && m.LoRA.Dropout > 0 && m.masks == nil && scope.IsTraining(g) {
+		m = m.WithDropoutMasks(m.drawDropoutMasks(scope, g, b*s))
+	}
 	x := m.Embedding(scope, ids) // [B, S, H]
 	if x.DType() != m.DType {
 		x = ConvertDType(x, m.DType)
@@ -382,7 +387,14 @@ func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Ada
 	grp := c.NumAttentionHeads / c.NumKeyValueHeads
 	bias := AttentionBias(AttentionMask(attentionMask), c.NumKeyValueHeads, grp, m.DType) // [B, K, G, S, S]
 	for l := range c.NumHiddenLayers {
-		x = m.DecoderLayer(at(scope, fmt.Sprintf("model.layers.%d", l)), x, cos, sin, bias, adapter) // [B·S, H]
+		layer := func(m *Model, x *Node) *Node {
+			return m.DecoderLayer(at(scope, fmt.Sprintf("model.layers.%d", l)), x, cos, sin, bias, adapter) // [B·S, H]
+		}
+		if m.GradientCheckpointing && scope.IsTraining(g) {
+			x = m.checkpointLayer(scope, l, adapter, x, layer)
+		} else {
+			x = layer(m, x)
+		}
 	}
 	x = m.norm(at(scope, "model.norm"), x) // [B·S, H]
 	headScope := at(scope, "lm_head")

@@ -55,9 +55,16 @@ type Model struct {
 	// TrainBase makes the base weights trainable (full fine-tuning). Off, the default, every
 	// graph marks them frozen, so only the adapter trains.
 	TrainBase bool
-	// masks are the LoRA dropout masks of a training graph, drawn outside it (see
-	// [Model.WithDropoutMasks]); nil: dropout is drawn in the graph.
+	// GradientCheckpointing makes a training graph keep only each decoder layer's input for
+	// the backward pass and run the layer's forward again, layer by layer, when its gradient
+	// is due (see [Model.checkpointLayer]): activation memory of one layer instead of all of
+	// them, for about one more forward pass of compute. The gradients are the same.
+	GradientCheckpointing bool
+	// masks are the LoRA dropout masks of a training forward pass (see
+	// [Model.WithDropoutMasks]); nil until [Model.Logits] draws them in the graph.
 	masks map[string]*graph.Node
+	// params replaces the values of variables (by path) inside a checkpointed layer.
+	params map[string]*graph.Node
 }
 
 // New validates cfg and lora (which may be nil) and returns a Model computing in dtype.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/ml/layers"
 	"github.com/gomlx/gomlx/ml/model"
 	. "github.com/gomlx/gomlx/support/exceptions"
 
@@ -131,6 +130,9 @@ func (m *Model) weight(g *Graph, scope *model.Scope, name string, trainable bool
 		Panicf("llama: variable %s is %s, want %s%v", v.Path(), v.Shape(), m.DType, dims)
 	}
 	v.Trainable = trainable
+	if n, ok := m.params[v.Path()]; ok { // a checkpointed layer's own input (see checkpointLayer)
+		return n
+	}
 	if narrow {
 		return ConvertDType(v.NodeValue(g), m.DType)
 	}
@@ -174,16 +176,16 @@ func (m *Model) project(x *Node, adapter Adapter, ps ...projection) []*Node {
 	g := x.Graph()
 	in := x.Shape().Dimensions[1]
 	type term struct {
-		w                       *Node // the weight: the variable's value, unless an input
-		wIdx, aIdx, bIdx, xdIdx int   // indices among the block's inputs, -1 for none
-		mask                    *Node // host-drawn dropout mask [N, in], true where kept
-		scale                   float64
-		xd, za, dza             *Node // dropout(x) [N, in] and (α/R)·xd·Aᵀ [N, R]; dza once built
+		w                *Node // the weight: the variable's value, unless an input
+		wIdx, aIdx, bIdx int   // indices among the block's inputs, -1 for none
+		mask             *Node // dropout mask [N, in], true where kept
+		scale            float64
+		xd, za, dza      *Node // dropout(x) [N, in] and (α/R)·xd·Aᵀ [N, R]; dza once built
 	}
 	xs := []*Node{x}
 	ts := make([]*term, len(ps))
 	for i, p := range ps {
-		t := &term{wIdx: -1, aIdx: -1, bIdx: -1, xdIdx: -1}
+		t := &term{wIdx: -1, aIdx: -1, bIdx: -1}
 		t.w = m.weight(g, p.scope, "weight", m.TrainBase, p.out, in) // [out, in]
 		if m.TrainBase {
 			t.wIdx, xs = len(xs), append(xs, t.w)
@@ -193,11 +195,7 @@ func (m *Model) project(x *Node, adapter Adapter, ps ...projection) []*Node {
 			a := m.weight(g, p.scope.At("lora_A"), "weight", true, r, in)    // [R, in]
 			b := m.weight(g, p.scope.At("lora_B"), "weight", true, p.out, r) // [out, R]
 			t.aIdx, t.bIdx, xs = len(xs), len(xs)+1, append(xs, a, b)
-			var inGraph bool
-			t.mask, inGraph, t.scale = m.loraDropout(p.scope, HFName(p.scope.Scope()), x)
-			if inGraph { // XLA's path: the backend draws it; its gradient is GoMLX's
-				t.xdIdx, xs = len(xs), append(xs, layers.DropoutStatic(p.scope, x, m.LoRA.Dropout))
-			}
+			t.mask, t.scale = m.loraDropout(p.scope, HFName(p.scope.Scope()), x)
 		}
 		ts[i] = t
 	}
@@ -212,13 +210,9 @@ func (m *Model) project(x *Node, adapter Adapter, ps ...projection) []*Node {
 		for i, t := range ts {
 			y := DotGeneral(in[0], []int{1}, nil, weightOf(t, in), []int{1}, nil) // [N, out]
 			if t.aIdx >= 0 {
-				switch {
-				case t.xdIdx >= 0:
-					t.xd = in[t.xdIdx]
-				case t.mask != nil:
+				t.xd = in[0]
+				if t.mask != nil {
 					t.xd = Where(t.mask, in[0], ZerosLike(in[0]))
-				default:
-					t.xd = in[0]
 				}
 				// The factor goes on the rank-wide za rather than on the out-wide update: one
 				// pass over [N, R] instead of [N, out], forward and backward.
@@ -250,7 +244,7 @@ func (m *Model) project(x *Node, adapter Adapter, ps ...projection) []*Node {
 				continue
 			}
 			add(DotGeneral(dys[i], []int{1}, nil, weightOf(t, in), []int{0}, nil)) // [N, in]
-			if t.aIdx >= 0 && t.xdIdx < 0 {
+			if t.aIdx >= 0 {
 				dxd := DotGeneral(dzaOf(t, dys[i], in), []int{1}, nil, in[t.aIdx], []int{0}, nil) // [N, in]
 				if t.mask != nil {
 					dxd = Where(t.mask, dxd, ZerosLike(dxd))
@@ -281,13 +275,6 @@ func (m *Model) project(x *Node, adapter Adapter, ps ...projection) []*Node {
 			}
 			grads[t.bIdx] = func(dys, in []*Node) *Node {
 				return dyOr(dys, in[t.bIdx], func(dy *Node) *Node { return weightGradient(dy, t.za) })
-			}
-		}
-		if t.xdIdx >= 0 {
-			grads[t.xdIdx] = func(dys, in []*Node) *Node {
-				return dyOr(dys, in[t.xdIdx], func(dy *Node) *Node {
-					return DotGeneral(dzaOf(t, dy, in), []int{1}, nil, in[t.aIdx], []int{0}, nil) // [N, in]
-				})
 			}
 		}
 	}

@@ -511,6 +511,7 @@ func buildModel(store *model.Store, base *baseModel, c Config) (*llama.Model, *t
 		return nil, nil, err
 	}
 	m.TrainBase = c.Full
+	m.GradientCheckpointing = c.GradientCheckpointing
 	if err := loadBaseWeights(store, base.Config, c, base.Weights); err != nil {
 		return nil, nil, err
 	}

@@ -366,3 +366,33 @@ func TestPublishReplacesEarlierRun(t *testing.T) {
 		t.Errorf("RunDir %q, AdapterFiles %v: want the uploaded objects", res.RunDir, res.AdapterFiles)
 	}
 }
+
+// TestGradientCheckpointingSameBytes trains with and without gradient checkpointing and
+// expects byte-identical weights: a LoRA DPO run with dropout and the reference computed in
+// the training graph, and a full-weight SFT run. The recomputed layers run the same ops on the
+// same values as the forward pass, so on the CPU backend nothing may differ.
+func TestGradientCheckpointingSameBytes(t *testing.T) {
+	fx := newFixture(t, 8, "p1")
+	for _, tc := range []struct {
+		name, mode string
+		full       bool
+		weights    string
+	}{{"lora_dpo", ModeDPO, false, peft.WeightsFileName}, {"full_sft", ModeSFT, true, "model.safetensors"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2][]byte
+			for i, on := range []bool{false, true} {
+				c := fx.config("p1")
+				c.Mode, c.Full, c.RefCache, c.LoRADropout = tc.mode, tc.full, false, 0.1
+				c.GradientCheckpointing = on
+				c.Version = fmt.Sprintf("%s-%v", tc.name, on)
+				if _, err := Train(context.Background(), c, testEnv(t)); err != nil {
+					t.Fatal(err)
+				}
+				got[i] = readFile(t, filepath.Join(c.RunDir(), tc.weights))
+			}
+			if !bytes.Equal(got[0], got[1]) {
+				t.Errorf("%s differs with gradient checkpointing", tc.weights)
+			}
+		})
+	}
+}
