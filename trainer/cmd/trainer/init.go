@@ -22,7 +22,7 @@ var ChatMLSpecials = []string{"<|begin_of_text|>", "<|end_of_text|>", "<|im_star
 func runInit(_ context.Context, args []string, stderr io.Writer) error {
 	fs, level := newFlagSet("init", stderr)
 	out := fs.String("output", "", "model directory to write (config.json, model.safetensors, tokenizer.json)")
-	vocab := fs.String("vocab", "", "tokenizer.json: sets vocab_size and bos/eos ids, and is copied into the model directory")
+	vocab := fs.String("vocab", "", "tokenizer.json: sets vocab_size and bos/eos ids, and is copied into the model directory (default: the tokenizer.json already in --output, if there is one)")
 	vocabSize := fs.Int("vocab_size", 0, "vocabulary size (default: the --vocab tokenizer's; must be ≥ it)")
 	hidden := fs.Int("hidden_size", 64, "hidden size")
 	layers := fs.Int("layers", 2, "decoder layers")
@@ -55,15 +55,27 @@ func runInit(_ context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	var tok *tokenizer.Tokenizer
+	vocabFlag := "--vocab"
+	if existing := filepath.Join(*out, tokenizer.FileName); *vocab == "" {
+		// A tokenizer already in the directory (a model's being replaced with --force, or one
+		// trained there first) is the model's vocabulary, as if --vocab named it: the model
+		// written beside it must fit it.
+		if _, err := os.Stat(existing); err == nil {
+			*vocab, vocabFlag = existing, "--output's "+tokenizer.FileName
+		}
+	}
 	if *vocab != "" {
 		if tok, err = tokenizer.Load(*vocab); err != nil {
-			return fmt.Errorf("--vocab: %w", err)
+			return fmt.Errorf("%s: %w", vocabFlag, err)
 		}
 		switch {
 		case *vocabSize == 0:
 			*vocabSize = tok.VocabSize()
 		case *vocabSize < tok.VocabSize():
 			return flagError{fmt.Errorf("--vocab_size %d is smaller than the tokenizer's %d ids (%s): raise it or leave it out", *vocabSize, tok.VocabSize(), *vocab)}
+		}
+		if vocabFlag != "--vocab" {
+			log.Info("using the tokenizer already in --output", "path", *vocab, "vocab_size", tok.VocabSize())
 		}
 	}
 	if *vocabSize <= 0 {
@@ -104,7 +116,7 @@ func runInit(_ context.Context, args []string, stderr io.Writer) error {
 	if err := model.WriteModelDir(*out, c, model.InitRandom(c, *seed, st)); err != nil {
 		return err
 	}
-	if tok != nil {
+	if tok != nil && vocabFlag == "--vocab" {
 		b, err := os.ReadFile(*vocab)
 		if err != nil {
 			return err

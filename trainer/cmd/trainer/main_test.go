@@ -192,6 +192,42 @@ func TestCommands(t *testing.T) {
 	if out, err := runCmd(t, "init", "--output", small, "--vocab_size", "100", "--hidden_size", "32", "--heads", "4", "--seed", "2", "--force"); err != nil {
 		t.Errorf("init --force over a model: %v\n%s", err, out)
 	}
+	// A tokenizer already in --output is the model's vocabulary: the model must fit it, and
+	// gets its size and end-of-turn id.
+	tokDir := filepath.Join(dir, "tokdir")
+	readFile := func(t *testing.T, path string) []byte {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if err := os.MkdirAll(tokDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tokDir, "tokenizer.json"), readFile(t, tokPath), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, "init", "--output", tokDir, "--vocab_size", "10")
+	if got := exitCode(err); got != 2 || !strings.Contains(err.Error()+out, "smaller than the tokenizer") {
+		t.Errorf("init --vocab_size 10 beside a larger tokenizer.json: exit %d, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(tokDir, "config.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused init wrote config.json (%v)", err)
+	}
+	if out, err := runCmd(t, "init", "--output", tokDir, "--hidden_size", "32", "--heads", "4"); err != nil {
+		t.Fatalf("init beside a tokenizer.json: %v\n%s", err, out)
+	}
+	mc, cerr := model.LoadConfig(tokDir)
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if imEnd, _ := tok.TokenID("<|im_end|>"); mc.VocabSize != tok.VocabSize() || fmt.Sprint(mc.EOSTokenID) != fmt.Sprint(imEnd) {
+		t.Errorf("init beside a tokenizer.json: vocab_size %d, eos %v; want the tokenizer's %d and <|im_end|> = %d", mc.VocabSize, mc.EOSTokenID, tok.VocabSize(), imEnd)
+	}
+	if !bytes.Equal(readFile(t, filepath.Join(tokDir, "tokenizer.json")), readFile(t, tokPath)) {
+		t.Errorf("init changed the tokenizer.json it found")
+	}
 	if _, err := runCmd(t, "train", "-h"); !errors.Is(err, flagErrHelp()) {
 		t.Errorf("train -h returned %v, want flag.ErrHelp", err)
 	}
