@@ -12,25 +12,40 @@ import (
 
 // TestGradientCheckpointing compares a checkpointed training graph with the plain one, in
 // float64: the loss and the gradient of every trainable variable must match, and the plain
-// graph's backward must read forward activations of the MLP's width ([N, I]) while the
-// checkpointed graph's reads none (it reads the layer's forward run again instead). Cases:
+// graph's backward must read forward activations of the MLP's width ([N, I]) and logits
+// ([..., V]) while the checkpointed graph's reads none (it runs the layers again, and the
+// output head chunk by chunk, in six chunks here). Cases:
 // an adapter on every projection with dropout masks fed as inputs, the same with masks drawn
 // in the graph (both graphs from one RNG state), both with the uncached DPO loss (a
 // reference pass with the adapter off in the same graph); and the base training on the
-// completion NLL (full fine-tuning: every layer weight is an input of the checkpointed block).
+// completion NLL (full fine-tuning: every layer weight is an input of the checkpointed block,
+// and the output head's weight trains: its own, or the tied embedding's).
 func TestGradientCheckpointing(t *testing.T) {
 	for _, c := range []struct {
-		name                 string
-		hostMasks, trainBase bool
+		name                      string
+		hostMasks, trainBase, tie bool
 	}{
-		{"lora_host_masks", true, false},
-		{"lora_graph_masks", false, false},
-		{"full", false, true},
+		{"lora_host_masks", true, false, false},
+		{"lora_graph_masks", false, false, false},
+		{"full", false, true, false},
+		{"full_tied", false, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			lora := LoRAConfig{Rank: 2, Alpha: 4, Dropout: 0.25,
 				TargetModules: []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}}
-			store, m := newTinyModel(t, dtypes.Float64, lora)
+			cfg := tinyConfig()
+			cfg.TieWordEmbeddings = c.tie
+			m, err := New(cfg, dtypes.Float64, &lora)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := model.NewStore()
+			if err := LoadWeights(store, cfg, dtypes.Float64, randomWeights(cfg, 1, 0.3)); err != nil {
+				t.Fatal(err)
+			}
+			if err := AddLoRA(store, m, 2); err != nil {
+				t.Fatal(err)
+			}
 			setLoRAB(t, store, m, 6, 0.2)
 			m.TrainBase = c.trainBase
 			batch := preferenceBatch(rand.New(rand.NewPCG(3, 3)), 2, 7, 3, m.Config.VocabSize, 5, 6)
@@ -50,6 +65,7 @@ func TestGradientCheckpointing(t *testing.T) {
 			run := func(checkpointing bool) (outs [][]float64, reads int) {
 				mc := *m
 				mc.GradientCheckpointing = checkpointing
+				mc.headRows = 5 // 28 rows: six chunks, the last of three
 				exec, err := model.NewExec(backend(t), store, func(scope *model.Scope, inputs []*Node) []*Node {
 					g := inputs[0].Graph()
 					scope.SetTraining(g, true)
@@ -76,7 +92,9 @@ func TestGradientCheckpointing(t *testing.T) {
 					// loss) reachable from the gradients reads directly.
 					seen, read := map[NodeId]bool{}, map[NodeId]bool{}
 					isActivation := func(n *Node) bool {
-						return n.Id() <= loss.Id() && n.DType().IsFloat() && slices.Equal(n.Shape().Dimensions, []int{rows, m.Config.IntermediateSize})
+						dims := n.Shape().Dimensions
+						return n.Id() <= loss.Id() && n.DType().IsFloat() && (slices.Equal(dims, []int{rows, m.Config.IntermediateSize}) ||
+							len(dims) >= 2 && dims[len(dims)-1] == m.Config.VocabSize) // MLP activations, logits
 					}
 					var walk func(n *Node)
 					walk = func(n *Node) {

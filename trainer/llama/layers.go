@@ -370,6 +370,29 @@ func (m *Model) DecoderLayer(scope *model.Scope, x, cos, sin, bias *Node, adapte
 // [Model.WithDropoutMasks] gave them.
 func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Adapter) *Node {
 	c := m.Config
+	b, s := ids.Shape().Dimensions[0], ids.Shape().Dimensions[1]
+	x := m.hidden(scope, ids, attentionMask, adapter)                                           // [B·S, H]
+	head := m.project(x, AdapterOff, projection{m.headScope(scope), "lm_head", c.VocabSize})[0] // [B·S, V]
+	logits := Reshape(head, b, s, c.VocabSize)
+	logits.AssertDims(b, s, c.VocabSize)
+	if logits.DType() != dtypes.Float32 && logits.DType() != dtypes.Float64 {
+		logits = ConvertDType(logits, dtypes.Float32)
+	}
+	return logits
+}
+
+// headScope is the scope of the output head's weight [V, H]: the embedding's when tied.
+func (m *Model) headScope(scope *model.Scope) *model.Scope {
+	if m.Config.TieWordEmbeddings {
+		return at(scope, "model.embed_tokens")
+	}
+	return at(scope, "lm_head")
+}
+
+// hidden runs [Model.Logits]' model up to the final norm: the rows [B·S, H] the output head
+// reads.
+func (m *Model) hidden(scope *model.Scope, ids, attentionMask *Node, adapter Adapter) *Node {
+	c := m.Config
 	g := ids.Graph()
 	if ids.Rank() != 2 || !attentionMask.Shape().Equal(shapes.Make(attentionMask.DType(), ids.Shape().Dimensions...)) {
 		Panicf("llama: Logits wants ids and attention mask [B, S], got %s and %s", ids.Shape(), attentionMask.Shape())
@@ -396,18 +419,7 @@ func (m *Model) Logits(scope *model.Scope, ids, attentionMask *Node, adapter Ada
 			x = layer(m, x)
 		}
 	}
-	x = m.norm(at(scope, "model.norm"), x) // [B·S, H]
-	headScope := at(scope, "lm_head")
-	if c.TieWordEmbeddings {
-		headScope = at(scope, "model.embed_tokens")
-	}
-	head := m.project(x, AdapterOff, projection{headScope, "lm_head", c.VocabSize})[0] // [B·S, V]
-	logits := Reshape(head, b, s, c.VocabSize)
-	logits.AssertDims(b, s, c.VocabSize)
-	if logits.DType() != dtypes.Float32 && logits.DType() != dtypes.Float64 {
-		logits = ConvertDType(logits, dtypes.Float32)
-	}
-	return logits
+	return m.norm(at(scope, "model.norm"), x) // [B·S, H]
 }
 
 // lowestFinite is the most negative finite value of a float dtype, transformers' mask value.

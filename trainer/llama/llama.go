@@ -57,14 +57,18 @@ type Model struct {
 	TrainBase bool
 	// GradientCheckpointing makes a training graph keep only each decoder layer's input for
 	// the backward pass and run the layer's forward again, layer by layer, when its gradient
-	// is due (see [Model.checkpointLayer]): activation memory of one layer instead of all of
-	// them, for about one more forward pass of compute. The gradients are the same.
+	// is due (see [Model.checkpointLayer]), and compute the output head and its log-softmax a
+	// block of rows at a time (see [headTokenLogProbs]): activation memory of one layer and
+	// one block of logits instead of all of them, for about one more forward pass of compute.
+	// The gradients are the same up to rounding.
 	GradientCheckpointing bool
 	// masks are the LoRA dropout masks of a training forward pass (see
 	// [Model.WithDropoutMasks]); nil until [Model.Logits] draws them in the graph.
 	masks map[string]*graph.Node
 	// params replaces the values of variables (by path) inside a checkpointed layer.
 	params map[string]*graph.Node
+	// headRows is the rows per chunk of [headTokenLogProbs]; 0: headChunkElements / V.
+	headRows int
 }
 
 // New validates cfg and lora (which may be nil) and returns a Model computing in dtype.

@@ -138,8 +138,10 @@ type Config struct {
 	Resume       bool   `json:"resume"`        // continue from the newest checkpoint in the output directory
 
 	// GradientCheckpointing keeps only each decoder layer's input for the backward pass and
-	// runs the layer again when its gradient is due: activation memory of about one layer
-	// instead of all of them, for about a third more compute per step. Same results.
+	// runs the layer again when its gradient is due, and computes the output head's logits a
+	// block of rows at a time: activation memory of about one layer instead of all of them,
+	// and no [batch, sequence, vocabulary] logits, for about one more forward pass of compute
+	// per step. The same results up to float rounding.
 	GradientCheckpointing bool `json:"gradient_checkpointing"`
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/trainer/model"
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
+	"github.com/pantrypilot/recipe-dpo/trainer/safetensors"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob"
 	"github.com/pantrypilot/recipe-dpo/transforms/blob/gcstest"
 	"github.com/pantrypilot/recipe-dpo/transforms/chatml"
@@ -367,19 +368,23 @@ func TestPublishReplacesEarlierRun(t *testing.T) {
 	}
 }
 
-// TestGradientCheckpointingSameBytes trains with and without gradient checkpointing and
-// expects byte-identical weights: a LoRA DPO run with dropout and the reference computed in
-// the training graph, and a full-weight SFT run. The recomputed layers run the same ops on the
-// same values as the forward pass, so on the CPU backend nothing may differ.
-func TestGradientCheckpointingSameBytes(t *testing.T) {
+// TestGradientCheckpointingSameResult trains with and without gradient checkpointing and
+// compares the weights: a LoRA DPO run with dropout and the reference computed in the
+// training graph, and a full-weight SFT run. The recomputed layers run the same ops on the
+// same values as the forward pass, but the output head's log-softmax has its backward written
+// out (dlogits = dy·(onehot − softmax)) where the plain graph takes GoMLX's derivation, so the
+// float32 roundings differ: every tensor must agree within 1e-4 of its largest entry, and some
+// must differ (else the flag did not reach the training graph). The float64 comparison of the
+// gradients themselves is llama's TestGradientCheckpointing.
+func TestGradientCheckpointingSameResult(t *testing.T) {
 	fx := newFixture(t, 8, "p1")
 	for _, tc := range []struct {
 		name, mode string
 		full       bool
 		weights    string
-	}{{"lora_dpo", ModeDPO, false, peft.WeightsFileName}, {"full_sft", ModeSFT, true, "model.safetensors"}} {
+	}{{"lora_dpo", ModeDPO, false, peft.WeightsFileName}, {"full_sft", ModeSFT, true, safetensors.SingleFileName}} {
 		t.Run(tc.name, func(t *testing.T) {
-			var got [2][]byte
+			var got [2]*safetensors.File
 			for i, on := range []bool{false, true} {
 				c := fx.config("p1")
 				c.Mode, c.Full, c.RefCache, c.LoRADropout = tc.mode, tc.full, false, 0.1
@@ -388,10 +393,37 @@ func TestGradientCheckpointingSameBytes(t *testing.T) {
 				if _, err := Train(context.Background(), c, testEnv(t)); err != nil {
 					t.Fatal(err)
 				}
-				got[i] = readFile(t, filepath.Join(c.RunDir(), tc.weights))
+				f, err := safetensors.ReadFile(filepath.Join(c.RunDir(), tc.weights))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[i] = f
 			}
-			if !bytes.Equal(got[0], got[1]) {
-				t.Errorf("%s differs with gradient checkpointing", tc.weights)
+			worst := 0.0
+			for _, name := range got[0].Names() {
+				a, err := got[0].Tensors[name].Float32s()
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := got[1].Tensors[name].Float32s()
+				if err != nil || len(b) != len(a) {
+					t.Fatalf("%s: %v, %d values against %d", name, err, len(b), len(a))
+				}
+				largest, diff := 0.0, 0.0
+				for j := range a {
+					largest = max(largest, math.Abs(float64(a[j])))
+					diff = max(diff, math.Abs(float64(a[j])-float64(b[j])))
+				}
+				if diff > 1e-4*largest {
+					t.Errorf("%s differs by %g with gradient checkpointing (largest entry %g)", name, diff, largest)
+				}
+				if largest > 0 {
+					worst = max(worst, diff/largest)
+				}
+			}
+			t.Logf("largest difference, relative to its tensor's largest entry: %.2g", worst)
+			if worst == 0 {
+				t.Errorf("the same bytes with and without gradient checkpointing: the flag did not reach the training graph")
 			}
 		})
 	}

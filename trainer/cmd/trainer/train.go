@@ -59,7 +59,7 @@ func trainFlags(fs *flag.FlagSet, c *train.Config) {
 	fs.IntVar(&c.SaveLimit, "save_limit", c.SaveLimit, "checkpoints to keep (0 = all)")
 	fs.StringVar(&c.DType, "dtype", c.DType, "base weight dtype: f32, or bf16 (LoRA and AdamW state stay f32)")
 	fs.BoolVar(&c.RefCache, "ref_cache", c.RefCache, "dpo: compute reference log-probs once and cache them on disk")
-	fs.BoolVar(&c.GradientCheckpointing, "gradient_checkpointing", c.GradientCheckpointing, "keep only each decoder layer's input for the backward pass and run the layer again when its gradient is due: activation memory of about one layer instead of all of them (for a GPU that runs out of memory), about a third more compute per step, the same results")
+	fs.BoolVar(&c.GradientCheckpointing, "gradient_checkpointing", c.GradientCheckpointing, "keep only each decoder layer's input for the backward pass and run the layer again when its gradient is due, and compute the output head's logits a block of rows at a time: activation memory of about one layer instead of all of them and no [batch, sequence, vocabulary] logits (for a GPU that runs out of memory), about one more forward pass of compute per step, the same results up to float rounding")
 	fs.StringVar(&c.Backend, "backend", c.Backend, `GoMLX backend, e.g. "go" or "xla:cuda" (default $GOMLX_BACKEND, else go)`)
 	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue from the newest checkpoint in the output directory")
 }
