@@ -210,3 +210,30 @@ func TestCheckBase(t *testing.T) {
 		})
 	}
 }
+
+// TestOutOfMemoryHint: a device out-of-memory error (PJRT's RESOURCE_EXHAUSTED, as go-xla
+// words it) names the settings that lower memory, leaving out those already taken, and keeps
+// the original error; any other error is returned as it is.
+func TestOutOfMemoryHint(t *testing.T) {
+	oom := errors.New("PJRT error (code=8): Out of memory while trying to allocate 4294967296 bytes.")
+	b := data.Batch{Seq: 1024, Tokens: make([][]int32, 8)}
+	c := DefaultConfig()
+	got := outOfMemory(oom, c, b)
+	for _, want := range []string{"8 sequences of 1024 tokens", "--gradient_checkpointing", "--batch_size 2 --grad_accum 8", "--max_length (1024)"} {
+		if !strings.Contains(got.Error(), want) {
+			t.Errorf("%q does not mention %q", got, want)
+		}
+	}
+	if !errors.Is(got, oom) {
+		t.Errorf("the hint does not wrap the device's error")
+	}
+	c.GradientCheckpointing, c.BatchSize = true, 1
+	got = outOfMemory(oom, c, b)
+	if strings.Contains(got.Error(), "--gradient_checkpointing") || strings.Contains(got.Error(), "--batch_size") {
+		t.Errorf("%q suggests settings the run already has", got)
+	}
+	other := errors.New("INVALID_ARGUMENT: shapes do not match")
+	if got := outOfMemory(other, c, b); got != other {
+		t.Errorf("another error came back as %q", got)
+	}
+}

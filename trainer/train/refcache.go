@@ -92,7 +92,7 @@ func computeRefLogps(backend compute.Backend, store *model.Store, m *llama.Model
 	for _, b := range data.Batches(exs, opts, -1) {
 		outs, err := exec.Exec(batchTensors(b)...)
 		if err != nil {
-			return nil, fmt.Errorf("reference log-probs: %w", err)
+			return nil, fmt.Errorf("reference log-probs: %w", outOfMemory(err, c, b))
 		}
 		lp := tensors.MustCopyFlatData[float32](outs[0]) // [2B]: chosen rows, then rejected
 		n := len(b.IDs)

@@ -318,7 +318,7 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 			}
 			outs, err := micro.Exec(args...)
 			if err != nil {
-				return res, fmt.Errorf("train step %d: %w", step+1, err)
+				return res, fmt.Errorf("train step %d: %w", step+1, outOfMemory(err, c, b))
 			}
 			loss := scalar(outs[0])
 			if testHookLoss != nil {
@@ -679,3 +679,23 @@ var (
 	testHookAfterStep func(done int)
 	testHookLoss      func(step int, loss float64) float64
 )
+
+// outOfMemory adds what to change to err when it says the device ran out of memory while
+// running batch b (PJRT's RESOURCE_EXHAUSTED, code 8, which go-xla reports as "PJRT error
+// (code=8): Out of memory while trying to allocate …"); other errors come back as they are.
+// The pure-Go backend has no such error: the Go runtime ends the process.
+func outOfMemory(err error, c Config, b data.Batch) error {
+	msg := strings.ToLower(err.Error())
+	if !strings.Contains(msg, "(code=8)") && !strings.Contains(msg, "resource_exhausted") && !strings.Contains(msg, "out of memory") {
+		return err
+	}
+	var fixes []string
+	if !c.GradientCheckpointing {
+		fixes = append(fixes, "pass --gradient_checkpointing (activation memory of about one layer instead of all of them)")
+	}
+	if c.BatchSize > 1 {
+		fixes = append(fixes, fmt.Sprintf("halve --batch_size and double --grad_accum (--batch_size %d --grad_accum %d: the same effective batch)", max(1, c.BatchSize/2), c.GradAccum*2))
+	}
+	fixes = append(fixes, fmt.Sprintf("lower --max_length (%d)", c.MaxLength))
+	return fmt.Errorf("the device ran out of memory on a batch of %d sequences of %d tokens: %s; %w", len(b.Tokens), b.Seq, strings.Join(fixes, ", or "), err)
+}
