@@ -132,8 +132,10 @@ func headTokenLogProbs(x, w *Node, wTrains bool, targets *Node, rows int) *Node 
 		return w
 	}
 	rowsOf := func(v *Node, sp span) *Node { return Slice(v, AxisRange(sp.lo, sp.hi)) }
-	logitsOf := func(xc, w *Node) *Node { return DotGeneral(xc, []int{1}, nil, w, []int{1}, nil) } // [C, V]
-	index := func(sp span) *Node {                                                                 // [C, 2]: (row in the chunk, target)
+	// logitsOf is xc·wᵀ: [C, V].
+	logitsOf := func(xc, w *Node) *Node { return DotGeneral(xc, []int{1}, nil, w, []int{1}, nil) }
+	// index is each row's (row within the chunk, target): [C, 2].
+	index := func(sp span) *Node {
 		r := Iota(g, shapes.Make(dtypes.Int32, sp.hi-sp.lo), 0)
 		return Stack([]*Node{r, rowsOf(targets, sp)}, -1)
 	}
