@@ -70,32 +70,33 @@ func keepScale(p float64) float64 {
 
 // DrawDropoutMasks draws the masks of specs (from [Model.DropoutMasks]) for drop rate p as
 // Bool tensors, true where the input is kept. Mask i comes from its own PCG stream seeded by
-// (seed, i), so the masks are a function of seed alone and are drawn concurrently.
+// (seed, i), so the masks are a function of seed alone and are drawn concurrently, each into
+// its tensor's own buffer.
 func DrawDropoutMasks(specs []DropoutMask, p float64, seed uint64) []*tensors.Tensor {
 	thr := dropThreshold(p)
 	out := make([]*tensors.Tensor, len(specs))
 	var wg sync.WaitGroup
 	for i, s := range specs {
 		wg.Go(func() {
-			keep := drawMask(rand.NewPCG(seed, 0x6d61736b<<32|uint64(i)), s.Dims[0]*s.Dims[1], thr)
-			out[i] = tensors.FromFlatDataAndDimensions(keep, s.Dims[:]...)
+			out[i] = tensors.FromShape(shapes.Make(dtypes.Bool, s.Dims[:]...))
+			tensors.MustMutableFlatData(out[i], func(keep []bool) {
+				drawMask(rand.NewPCG(seed, 0x6d61736b<<32|uint64(i)), keep, thr)
+			})
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-// drawMask returns n elements, false where the element's 16-bit draw (four per 64-bit PCG
-// output, lowest first) is below thr.
-func drawMask(rng *rand.PCG, n int, thr uint16) []bool {
-	keep := make([]bool, n)
+// drawMask fills keep, false where the element's 16-bit draw (four per 64-bit PCG output,
+// lowest first) is below thr.
+func drawMask(rng *rand.PCG, keep []bool, thr uint16) {
+	n := len(keep)
 	full := n &^ 3
 	for j := 0; j < full; j += 4 {
 		u := rng.Uint64()
-		keep[j] = uint16(u) >= thr
-		keep[j+1] = uint16(u>>16) >= thr
-		keep[j+2] = uint16(u>>32) >= thr
-		keep[j+3] = uint16(u>>48) >= thr
+		k := (*[4]bool)(keep[j : j+4])
+		k[0], k[1], k[2], k[3] = uint16(u) >= thr, uint16(u>>16) >= thr, uint16(u>>32) >= thr, uint16(u>>48) >= thr
 	}
 	if full < n {
 		u := rng.Uint64()
@@ -104,7 +105,6 @@ func drawMask(rng *rand.PCG, n int, thr uint16) []bool {
 			u >>= 16
 		}
 	}
-	return keep
 }
 
 // WithDropoutMasks returns a copy of m whose training forward pass zeroes each adapted

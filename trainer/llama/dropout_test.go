@@ -78,7 +78,9 @@ func TestDrawDropoutMasks(t *testing.T) {
 	}
 	// A length that is not a multiple of four takes the first lanes of its last draw.
 	for n := range 9 {
-		short, long := drawMask(rand.NewPCG(1, 2), n, 30000), drawMask(rand.NewPCG(1, 2), 8, 30000)
+		short, long := make([]bool, n), make([]bool, 8)
+		drawMask(rand.NewPCG(1, 2), short, 30000)
+		drawMask(rand.NewPCG(1, 2), long, 30000)
 		if !slices.Equal(short, long[:n]) {
 			t.Errorf("drawMask of %d elements: %v, want the first %d of %v", n, short, n, long)
 		}
