@@ -106,12 +106,8 @@ func (m *Model) ForwardCached(scope *model.Scope, ids, positions *Node, cache KV
 // a float64 model), with the tied embeddings when the config says so — as [Model.Logits].
 func (m *Model) LMHead(scope *model.Scope, x *Node) *Node {
 	c := m.Config
-	headScope := at(scope, "lm_head")
-	if c.TieWordEmbeddings {
-		headScope = at(scope, "model.embed_tokens")
-	}
-	head := m.weight(x.Graph(), headScope, "weight", m.TrainBase, c.VocabSize, c.HiddenSize) // [V, H]
-	logits := DotGeneral(x, []int{x.Rank() - 1}, nil, head, []int{1}, nil)                   // [..., V]
+	head := m.weight(x.Graph(), m.headScope(scope), "weight", m.TrainBase, c.VocabSize, c.HiddenSize) // [V, H]
+	logits := DotGeneral(x, []int{x.Rank() - 1}, nil, head, []int{1}, nil)                            // [..., V]
 	if logits.DType() != dtypes.Float32 && logits.DType() != dtypes.Float64 {
 		logits = ConvertDType(logits, dtypes.Float32)
 	}

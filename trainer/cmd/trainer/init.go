@@ -55,18 +55,21 @@ func runInit(_ context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	var tok *tokenizer.Tokenizer
-	vocabFlag := "--vocab"
+	// A tokenizer already in the directory (a model's being replaced with --force, or one
+	// trained there first) is the model's vocabulary, as if --vocab named it: the model written
+	// beside it must fit it, and it is not copied onto itself.
+	inDir := false
 	if existing := filepath.Join(*out, tokenizer.FileName); *vocab == "" {
-		// A tokenizer already in the directory (a model's being replaced with --force, or one
-		// trained there first) is the model's vocabulary, as if --vocab named it: the model
-		// written beside it must fit it.
 		if _, err := os.Stat(existing); err == nil {
-			*vocab, vocabFlag = existing, "--output's "+tokenizer.FileName
+			*vocab, inDir = existing, true
 		}
 	}
 	if *vocab != "" {
 		if tok, err = tokenizer.Load(*vocab); err != nil {
-			return fmt.Errorf("%s: %w", vocabFlag, err)
+			if inDir {
+				return fmt.Errorf("--output's %s (used as --vocab): %w", tokenizer.FileName, err)
+			}
+			return fmt.Errorf("--vocab: %w", err)
 		}
 		switch {
 		case *vocabSize == 0:
@@ -74,7 +77,7 @@ func runInit(_ context.Context, args []string, stderr io.Writer) error {
 		case *vocabSize < tok.VocabSize():
 			return flagError{fmt.Errorf("--vocab_size %d is smaller than the tokenizer's %d ids (%s): raise it or leave it out", *vocabSize, tok.VocabSize(), *vocab)}
 		}
-		if vocabFlag != "--vocab" {
+		if inDir {
 			log.Info("using the tokenizer already in --output", "path", *vocab, "vocab_size", tok.VocabSize())
 		}
 	}
@@ -116,7 +119,7 @@ func runInit(_ context.Context, args []string, stderr io.Writer) error {
 	if err := model.WriteModelDir(*out, c, model.InitRandom(c, *seed, st)); err != nil {
 		return err
 	}
-	if tok != nil && vocabFlag == "--vocab" {
+	if tok != nil && !inDir {
 		b, err := os.ReadFile(*vocab)
 		if err != nil {
 			return err
