@@ -86,6 +86,41 @@ type Example struct {
 // Len is the longer of the two sequences.
 func (e Example) Len() int { return len(e.Prompt) + max(len(e.Chosen), len(e.Rejected)) }
 
+// Lengths describes tokenized examples' lengths in tokens (after truncation): each part's mean
+// and longest, and the sequences' ([Example.Len]): the longest sets a batch's padded length,
+// and with it the step's memory.
+type Lengths struct {
+	Prompt   Length `json:"prompt_tokens"`
+	Chosen   Length `json:"chosen_tokens"`
+	Rejected Length `json:"rejected_tokens"`
+	Sequence Length `json:"sequence_tokens"`
+}
+
+// Length is the mean and the maximum of some lengths.
+type Length struct {
+	Mean float64 `json:"mean"`
+	Max  int     `json:"max"`
+}
+
+// MeasureLengths measures exs (zero for none).
+func MeasureLengths(exs []Example) Lengths {
+	var l Lengths
+	if len(exs) == 0 {
+		return l
+	}
+	add := func(x *Length, n int) {
+		x.Mean += float64(n) / float64(len(exs))
+		x.Max = max(x.Max, n)
+	}
+	for _, e := range exs {
+		add(&l.Prompt, len(e.Prompt))
+		add(&l.Chosen, len(e.Chosen))
+		add(&l.Rejected, len(e.Rejected))
+		add(&l.Sequence, e.Len())
+	}
+	return l
+}
+
 // TruncStats counts what --max_length did.
 type TruncStats struct {
 	Examples  int `json:"examples"`

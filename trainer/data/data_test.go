@@ -174,3 +174,20 @@ func meanPadding(bs []Batch) float64 {
 	}
 	return p / float64(len(bs))
 }
+
+// TestMeasureLengths: each part's mean and longest, and the sequences' (prompt plus the longer
+// completion); zero for no examples.
+func TestMeasureLengths(t *testing.T) {
+	exs := []Example{
+		{Prompt: make([]int, 10), Chosen: make([]int, 4), Rejected: make([]int, 7)},
+		{Prompt: make([]int, 20), Chosen: make([]int, 9), Rejected: make([]int, 1)},
+	}
+	got := MeasureLengths(exs)
+	want := Lengths{Prompt: Length{15, 20}, Chosen: Length{6.5, 9}, Rejected: Length{4, 7}, Sequence: Length{23, 29}}
+	if got != want {
+		t.Errorf("MeasureLengths = %+v, want %+v", got, want)
+	}
+	if got := MeasureLengths(nil); got != (Lengths{}) {
+		t.Errorf("MeasureLengths(nil) = %+v, want zeros", got)
+	}
+}

@@ -9,7 +9,7 @@
 //	  adapter_config.json, adapter_model.safetensors   the trained adapter (peft.Save)
 //	  training_args.json                              Config, as run
 //	  metrics.jsonl                                   one line per logging step
-//	  data_stats.json                                 truncation counts and padding fraction
+//	  data_stats.json                                 truncation counts, token lengths, padding fraction
 //	  checkpoints/checkpoint-<step>/                  adapter + AdamW state + position
 //
 // Full fine-tuning (Config.Full, --full) trains every base weight instead — embeddings, RMSNorm

@@ -64,6 +64,7 @@ type Result struct {
 // DataStats is data_stats.json: what truncation and batching did to the data set.
 type DataStats struct {
 	data.TruncStats
+	data.Lengths            // of the kept examples, as tokenized and truncated
 	Kept            int     `json:"kept"`
 	BatchesPerEpoch int     `json:"batches_per_epoch"`
 	StepsPerEpoch   int     `json:"steps_per_epoch"`
@@ -119,6 +120,7 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		return nil, fmt.Errorf("%w: all %d examples of persona %s were dropped: their prompts leave no room for a completion within max_length %d (raise --max_length or lower --max_prompt_length)",
 			data.ErrEmpty, trunc.Examples, c.Persona, c.MaxLength)
 	}
+	lengths := data.MeasureLengths(exs) // the data set's, before sft drops the rejected completions
 	if c.Mode == ModeSFT {
 		for i := range exs {
 			exs[i].Rejected = exs[i].Chosen // batches then size rows to prompt + chosen
@@ -128,10 +130,11 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	pad := padID(base.Tokenizer)
 	p := newPlan(exs, c, pad)
 	total := p.totalSteps()
-	stats := DataStats{TruncStats: trunc, Kept: len(exs), BatchesPerEpoch: p.batches, StepsPerEpoch: p.stepsPerEpoch,
+	stats := DataStats{TruncStats: trunc, Lengths: lengths, Kept: len(exs), BatchesPerEpoch: p.batches, StepsPerEpoch: p.stepsPerEpoch,
 		TotalSteps: total, PaddingFraction: paddingFraction(p), DataKey: dkey}
 	log.Info("data", "examples", trunc.Examples, "truncated", trunc.Truncated, "dropped", trunc.Dropped,
-		"batches/epoch", p.batches, "steps", total, "padding", fmt.Sprintf("%.3f", stats.PaddingFraction))
+		"prompt_tokens", fmt.Sprintf("%.0f", lengths.Prompt.Mean), "completion_tokens", fmt.Sprintf("%.0f", (lengths.Chosen.Mean+lengths.Rejected.Mean)/2),
+		"longest", lengths.Sequence.Max, "batches/epoch", p.batches, "steps", total, "padding", fmt.Sprintf("%.3f", stats.PaddingFraction))
 
 	store := model.NewStore()
 	m, tv, err := buildModel(store, base, c)

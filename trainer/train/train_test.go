@@ -92,6 +92,9 @@ func TestTrainSmoke(t *testing.T) {
 			if err := json.Unmarshal(readFile(t, filepath.Join(dir, DataStatsFileName)), &stats); err != nil || stats.Examples != 20 || stats.Kept != 20 {
 				t.Errorf("data_stats.json = %+v (%v), want 20 examples kept", stats, err)
 			}
+			if l := stats.Lengths; l.Prompt.Mean <= 0 || l.Chosen.Mean <= 0 || l.Sequence.Max <= 0 || l.Sequence.Max > c.MaxLength {
+				t.Errorf("data_stats.json lengths %+v, want positive means and a longest sequence within max_length %d", l, c.MaxLength)
+			}
 			lines := readMetrics(t, dir)
 			if len(lines) != 10 {
 				t.Fatalf("metrics.jsonl has %d lines, want 10", len(lines))
