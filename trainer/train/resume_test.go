@@ -27,7 +27,8 @@ const (
 	childModelEnv = "TRAIN_TEST_MODEL"
 	childRootEnv  = "TRAIN_TEST_ROOT"
 	childOutEnv   = "TRAIN_TEST_OUT"
-	childFullEnv  = "TRAIN_TEST_FULL" // "1": the --full variant
+	childFullEnv  = "TRAIN_TEST_FULL"                   // "1": the --full variant
+	childCkptEnv  = "TRAIN_TEST_GRADIENT_CHECKPOINTING" // "1": with --gradient_checkpointing
 )
 
 // resumeConfig: 20 pairs, 2 per micro-batch × 2 accumulated, 2 epochs = 10 steps with dropout
@@ -72,6 +73,7 @@ func TestKillChild(t *testing.T) {
 		}
 	}
 	c := resumeConfig(os.Getenv(childRootEnv), os.Getenv(childModelEnv), os.Getenv(childOutEnv), os.Getenv(childFullEnv) == "1")
+	c.GradientCheckpointing = os.Getenv(childCkptEnv) == "1"
 	if _, err := Train(context.Background(), c, testEnv(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -79,20 +81,24 @@ func TestKillChild(t *testing.T) {
 
 // TestKillAndResume kills a training process with SIGKILL after its step-4 checkpoint (while
 // it is inside step 5), resumes it, and expects exported files byte-identical to an
-// uninterrupted run's: the adapter (LoRA dpo), or the whole model directory (--full sft).
+// uninterrupted run's: the adapter (LoRA dpo, also with --gradient_checkpointing), or the
+// whole model directory (--full sft).
 func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process")
 	}
 	fx := newFixture(t, 20, "p1")
-	for _, full := range []bool{false, true} {
-		name := map[bool]string{false: "lora-dpo", true: "full-sft"}[full]
-		t.Run(name, func(t *testing.T) { killAndResume(t, fx, full) })
+	for _, v := range []struct {
+		name                string
+		full, checkpointing bool
+	}{{"lora-dpo", false, false}, {"lora-dpo-checkpointing", false, true}, {"full-sft", true, false}} {
+		t.Run(v.name, func(t *testing.T) { killAndResume(t, fx, v.full, v.checkpointing) })
 	}
 }
 
-func killAndResume(t *testing.T, fx *fixture, full bool) {
+func killAndResume(t *testing.T, fx *fixture, full, checkpointing bool) {
 	whole := resumeConfig(fx.root, fx.modelDir, filepath.Join(t.TempDir(), "whole"), full)
+	whole.GradientCheckpointing = checkpointing
 	if _, err := Train(context.Background(), whole, testEnv(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -101,13 +107,14 @@ func killAndResume(t *testing.T, fx *fixture, full bool) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")
 	fullEnv := map[bool]string{false: "0", true: "1"}[full]
 	cmd.Env = append(os.Environ(), childEnv+"=1", childModelEnv+"="+fx.modelDir, childRootEnv+"="+fx.root, childOutEnv+"="+out,
-		childFullEnv+"="+fullEnv)
+		childFullEnv+"="+fullEnv, childCkptEnv+"="+map[bool]string{false: "0", true: "1"}[checkpointing])
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	killed := resumeConfig(fx.root, fx.modelDir, out, full)
+	killed.GradientCheckpointing = checkpointing
 	ckpt := filepath.Join(killed.RunDir(), CheckpointsDir, "checkpoint-4", ckptStateFile)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
