@@ -23,6 +23,21 @@ type Index struct {
 	WeightMap map[string]string `json:"weight_map"`
 }
 
+// WeightsFile is the path of the weights file of Hugging Face model directory dir that
+// [ReadModelDir] reads: model.safetensors if present (transformers prefers it too), otherwise
+// model.safetensors.index.json. It is an error if there is neither. Nothing is read.
+func WeightsFile(dir string) (string, error) {
+	for _, name := range []string{SingleFileName, IndexFileName} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("safetensors: %w", err)
+		}
+	}
+	return "", fmt.Errorf("safetensors: %s has neither %s nor %s", dir, SingleFileName, IndexFileName)
+}
+
 // ReadModelDir reads the weights of a Hugging Face model directory: model.safetensors if
 // present (transformers prefers it too), otherwise the shards named by
 // model.safetensors.index.json, merged into one File. For a sharded checkpoint it is an
@@ -31,17 +46,14 @@ type Index struct {
 // of the shards' "__metadata__" (the first shard in sorted file order wins a conflict); the
 // index's own metadata (total_size) is not checked.
 func ReadModelDir(dir string) (*File, error) {
-	single := filepath.Join(dir, SingleFileName)
-	if _, err := os.Stat(single); err == nil {
-		return ReadFile(single)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("safetensors: %w", err)
+	indexPath, err := WeightsFile(dir)
+	if err != nil {
+		return nil, err
 	}
-	indexPath := filepath.Join(dir, IndexFileName)
+	if filepath.Base(indexPath) == SingleFileName {
+		return ReadFile(indexPath)
+	}
 	b, err := os.ReadFile(indexPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("safetensors: %s has neither %s nor %s", dir, SingleFileName, IndexFileName)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}

@@ -1,11 +1,7 @@
 package train
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/pantrypilot/recipe-dpo/trainer/model"
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
@@ -47,16 +43,8 @@ func CheckBase(modelDir, tokenizerPath, sftAdapter string, adapters ...string) e
 	if err := checkVocab(c, tok, mc); err != nil {
 		return err
 	}
-	found := false
-	for _, name := range []string{safetensors.SingleFileName, safetensors.IndexFileName} {
-		if _, err := os.Stat(filepath.Join(modelDir, name)); err == nil {
-			found = true
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	if !found {
-		return fmt.Errorf("%s has neither %s nor %s: point --model_dir at a Hugging Face model directory", modelDir, safetensors.SingleFileName, safetensors.IndexFileName)
+	if _, err := safetensors.WeightsFile(modelDir); err != nil {
+		return fmt.Errorf("%w: point --model_dir at a Hugging Face model directory", err)
 	}
 	if sftAdapter != "" {
 		if _, err := peft.Load(sftAdapter, mc); err != nil {

@@ -79,17 +79,19 @@ func loadBase(c Config) (*baseModel, error) {
 // modelFiles lists the files of a model directory that determine its weights.
 func modelFiles(dir string) ([]string, error) {
 	files := []string{filepath.Join(dir, model.ConfigFileName)}
-	single := filepath.Join(dir, safetensors.SingleFileName)
-	if _, err := os.Stat(single); err == nil {
-		return append(files, single), nil
+	weights, err := safetensors.WeightsFile(dir)
+	if err != nil {
+		return nil, err
 	}
-	index := filepath.Join(dir, safetensors.IndexFileName)
+	if filepath.Base(weights) == safetensors.SingleFileName {
+		return append(files, weights), nil
+	}
 	shards, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
 	if err != nil {
 		return nil, err
 	}
 	slices.Sort(shards)
-	return append(append(files, index), shards...), nil
+	return append(append(files, weights), shards...), nil
 }
 
 // hashFiles adds the name and contents of each file to h.
