@@ -212,8 +212,9 @@ func TestCheckBase(t *testing.T) {
 }
 
 // TestOutOfMemoryHint: a device out-of-memory error (PJRT's RESOURCE_EXHAUSTED, as go-xla
-// words it) names the settings that lower memory, leaving out those already taken, and keeps
-// the original error; any other error is returned as it is.
+// words it) names the settings that lower memory, leaving out those already taken, with a
+// batch split that keeps the effective batch (also for an odd batch size), and keeps the
+// original error; any other error is returned as it is.
 func TestOutOfMemoryHint(t *testing.T) {
 	oom := errors.New("PJRT error (code=8): Out of memory while trying to allocate 4294967296 bytes.")
 	b := data.Batch{Seq: 1024, Tokens: make([][]int32, 8)}
@@ -231,6 +232,13 @@ func TestOutOfMemoryHint(t *testing.T) {
 	got = outOfMemory(oom, c, b)
 	if strings.Contains(got.Error(), "--gradient_checkpointing") || strings.Contains(got.Error(), "--batch_size") {
 		t.Errorf("%q suggests settings the run already has", got)
+	}
+	c.GradientCheckpointing, c.BatchSize, c.GradAccum, c.MaxLength = false, 3, 2, 0
+	got = outOfMemory(oom, c, b)
+	for _, want := range []string{"--batch_size 1 --grad_accum 6 (the same effective batch)", "set --max_length"} {
+		if !strings.Contains(got.Error(), want) {
+			t.Errorf("odd batch, no max_length: %q does not mention %q", got, want)
+		}
 	}
 	other := errors.New("INVALID_ARGUMENT: shapes do not match")
 	if got := outOfMemory(other, c, b); got != other {

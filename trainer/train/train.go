@@ -696,9 +696,16 @@ func outOfMemory(err error, c Config, b data.Batch) error {
 	if !c.GradientCheckpointing {
 		fixes = append(fixes, "pass --gradient_checkpointing (activation memory of about one layer instead of all of them)")
 	}
-	if c.BatchSize > 1 {
-		fixes = append(fixes, fmt.Sprintf("halve --batch_size and double --grad_accum (--batch_size %d --grad_accum %d: the same effective batch)", max(1, c.BatchSize/2), c.GradAccum*2))
+	switch {
+	case c.BatchSize > 1 && c.BatchSize%2 == 0:
+		fixes = append(fixes, fmt.Sprintf("halve --batch_size and double --grad_accum (--batch_size %d --grad_accum %d: the same effective batch)", c.BatchSize/2, c.GradAccum*2))
+	case c.BatchSize > 1: // odd: only batches of 1 keep the effective batch
+		fixes = append(fixes, fmt.Sprintf("--batch_size 1 --grad_accum %d (the same effective batch)", c.BatchSize*c.GradAccum))
 	}
-	fixes = append(fixes, fmt.Sprintf("lower --max_length (%d)", c.MaxLength))
+	if c.MaxLength > 0 {
+		fixes = append(fixes, fmt.Sprintf("lower --max_length (%d)", c.MaxLength))
+	} else {
+		fixes = append(fixes, "set --max_length (sequences are not truncated now)")
+	}
 	return fmt.Errorf("the device ran out of memory on a batch of %d sequences of %d tokens: %s; %w", len(b.Tokens), b.Seq, strings.Join(fixes, ", or "), err)
 }
