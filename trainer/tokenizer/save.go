@@ -140,12 +140,19 @@ func (t *Tokenizer) MarshalJSON() ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// SavePath is the file [Tokenizer.Save] writes for path: path itself, or tokenizer.json
+// inside it when path is a directory.
+func SavePath(path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return filepath.Join(path, FileName)
+	}
+	return path
+}
+
 // Save writes the tokenizer.json to path (a directory gets tokenizer.json inside it), through a
 // temporary file and a rename so a reader never sees half a file.
 func (t *Tokenizer) Save(path string) error {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, FileName)
-	}
+	path = SavePath(path)
 	data, err := t.MarshalJSON()
 	if err != nil {
 		return fmt.Errorf("save tokenizer: %w", err)

@@ -145,10 +145,7 @@ func runTokenizerTrain(_ context.Context, args []string, stderr io.Writer) error
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	target := *out // as Tokenizer.Save resolves it
-	if fi, err := os.Stat(target); err == nil && fi.IsDir() {
-		target = filepath.Join(target, tokenizer.FileName)
-	}
+	target := tokenizer.SavePath(*out)
 	if _, err := os.Stat(target); err == nil && !*force { // e.g. a real model's, next to its weights
 		return flagError{fmt.Errorf("--output: %s exists: choose another path, or pass --force to overwrite it", target)}
 	}
