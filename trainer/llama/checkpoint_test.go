@@ -140,7 +140,9 @@ func TestGradientCheckpointing(t *testing.T) {
 			if ckptReads != 0 {
 				t.Errorf("the checkpointed graph's gradients read %d forward [N, I] activations, want 0", ckptReads)
 			}
-			if plain[0][0] != ckpt[0][0] {
+			// Equal on the pure-Go backend; XLA fuses the blocked head differently, and on an
+			// H100 the float64 losses differed in the last bit.
+			if d := abs(plain[0][0] - ckpt[0][0]); d > 1e-12*abs(plain[0][0]) {
 				t.Errorf("loss %v with checkpointing, %v without", ckpt[0][0], plain[0][0])
 			}
 			for i, name := range names {

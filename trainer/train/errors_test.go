@@ -71,6 +71,11 @@ func TestNonFiniteLossStops(t *testing.T) {
 	})
 }
 
+// missingBackend is a backend the test binary cannot start: the default (noxla) build has no
+// XLA compiled in; xla_test.go names a PJRT plugin that no machine has for -tags xla builds,
+// where xla:cuda may well work.
+var missingBackend = "xla:cuda"
+
 // TestBadInput: each kind of bad input fails with an error that says what to fix.
 func TestBadInput(t *testing.T) {
 	fx := newFixture(t, 6, "p1")
@@ -124,7 +129,7 @@ func TestBadInput(t *testing.T) {
 		{"gs:// where a local directory is needed", func(t *testing.T, c *Config) {
 			c.OutputDir, c.WorkDir, c.MergeOutput, c.RefCacheDir = "gs://b/out", "gs://b/work", "gs://b/merged", "gs://b/ref"
 		}, nil, []string{`work_dir "gs://b/work" must be a local directory`, `merge_output "gs://b/merged" must be a local directory`, `ref_cache_dir "gs://b/ref" must be a local directory`}},
-		{"missing backend", func(t *testing.T, c *Config) { c.Backend = "xla:cuda" }, nil, []string{"xla:cuda", "PJRT", "--backend go"}},
+		{"missing backend", func(t *testing.T, c *Config) { c.Backend = missingBackend }, nil, []string{missingBackend, "PJRT", "--backend go"}},
 		{"merge_output is the base", func(t *testing.T, c *Config) { c.MergeOutput = c.ModelDir + "/" }, nil,
 			[]string{"is the base model_dir", "choose another directory"}},
 		// Checked before the inputs load: the missing model is not what it reports.

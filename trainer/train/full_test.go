@@ -159,7 +159,7 @@ func TestFullDPO(t *testing.T) {
 		}
 		models = append(models, readFile(t, filepath.Join(c.RunDir(), safetensors.SingleFileName)))
 	}
-	if !bytes.Equal(models[0], models[1]) {
+	if onGoBackend(t) && !bytes.Equal(models[0], models[1]) {
 		t.Error("dpo --full with the reference cached on disk and kept in memory trained different models")
 	}
 }

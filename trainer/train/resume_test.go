@@ -87,6 +87,7 @@ func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process")
 	}
+	requireBitIdenticalReruns(t)
 	fx := newFixture(t, 20, "p1")
 	for _, v := range []struct {
 		name                string
@@ -174,6 +175,7 @@ func killAndResume(t *testing.T, fx *fixture, full, checkpointing bool) {
 // --full dpo case keeps the reference in memory (no cache), so the resumed run must recompute
 // it from the initial weights, not from the restored ones.
 func TestCancelSavesCheckpoint(t *testing.T) {
+	requireBitIdenticalReruns(t)
 	fx := newFixture(t, 20, "p1")
 	for _, tc := range []struct {
 		name string
