@@ -30,7 +30,7 @@ PROJECT ?=
 REGION  ?= us-central1
 BUCKET  ?=
 
-.PHONY: all build bins test test-short bench lint demo demo-sft-model prepare worker prepare-dataflow prepare-dataflow-dry-run clean
+.PHONY: all build bins gpu-bundle test test-short bench lint demo demo-sft-model prepare worker prepare-dataflow prepare-dataflow-dry-run clean
 
 all: lint test
 
@@ -99,6 +99,26 @@ prepare-dataflow: worker $(BIN)/prepare
 ## prepare-dataflow-dry-run: build and validate the Dataflow job offline without submitting it.
 prepare-dataflow-dry-run: worker $(BIN)/prepare
 	DRY_RUN=1 launchers/prepare/dataflow.sh
+
+## gpu-bundle: what launchers/gpu_check.sh runs on a CUDA machine, in .cache/gpu/: the trainer
+## and the llama, generate and train test binaries built with -tags xla (xz-compressed), and,
+## when out/demo exists (make demo), the demo's SFT model with three personas' DPO data.
+GPU_BUNDLE     := .cache/gpu
+GPU_PERSONAS   := persona_a_korean_spicy persona_b_indian_veg persona_c_italian_gf
+gpu-bundle:
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)
+	$(GO) build -tags xla -ldflags '-s -w $(LDFLAGS)' -o $(GPU_BUNDLE)/trainer ./trainer/cmd/trainer
+	for p in llama generate train; do \
+	  $(GO) test -c -tags xla -ldflags '-s -w' -o $(GPU_BUNDLE)/$$p.test ./trainer/$$p || exit 1; done
+	xz -T0 -6 $(GPU_BUNDLE)/trainer $(GPU_BUNDLE)/*.test
+	@model=$$(sed -n 's/^ *"model_dir": "\(.*\)",$$/\1/p' out/demo/manifest.json 2>/dev/null | head -1); \
+	  if [ -n "$$model" ] && [ -d "$$model" ]; then \
+	    mkdir -p $(GPU_BUNDLE)/demo/model $(GPU_BUNDLE)/demo/data/dpo_formatted && \
+	    cp $$model/config.json $$model/model.safetensors $$model/tokenizer.json $(GPU_BUNDLE)/demo/model/ && \
+	    for p in $(GPU_PERSONAS); do cp -r out/demo/data/dpo_formatted/persona=$$p $(GPU_BUNDLE)/demo/data/dpo_formatted/; done && \
+	    echo "gpu-bundle: with the demo model $$model"; \
+	  else echo "gpu-bundle: no out/demo (make demo first): the bundle has no demo model and data"; fi
+	@du -sh $(GPU_BUNDLE)
 
 clean:
 	rm -rf $(BIN)
