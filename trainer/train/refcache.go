@@ -78,15 +78,9 @@ func saveRefCache(dir, key string, c Config, dkey string, ref refLogps) error {
 	return writeFileAtomic(filepath.Join(dir, key+".json"), b)
 }
 
-// computeRefLogps runs the reference policy (the base with the adapter off, no dropout) over
-// every example once, batch by batch in length-sorted order.
-func computeRefLogps(backend compute.Backend, store *model.Store, m *llama.Model, exs []data.Example, c Config, pad int32) (refLogps, error) {
-	exec, err := llama.NewSequenceLogProbsExec(backend, store, m, llama.AdapterOff)
-	if err != nil {
-		return nil, err
-	}
-	defer exec.Finalize()
-	exec.SetMaxCache(-1) // one graph per batch shape (see newMicroStep)
+// computeRefLogps runs the reference policy (the base with the adapter off, no dropout; exec
+// is newRefExec's) over every example once, batch by batch in length-sorted order.
+func computeRefLogps(exec *model.Exec, exs []data.Example, c Config, pad int32) (refLogps, error) {
 	ref := make(refLogps, len(exs))
 	opts := data.Options{BatchSize: c.BatchSize, Seed: c.Seed, Bucket: true, PadTo: c.PadTo, PadID: pad}
 	for _, b := range data.Batches(exs, opts, -1) {
@@ -101,6 +95,15 @@ func computeRefLogps(backend compute.Backend, store *model.Store, m *llama.Model
 		}
 	}
 	return ref, nil
+}
+
+// newRefExec compiles the reference pass: the sequence log-probs of m with the adapter off.
+func newRefExec(backend compute.Backend, store *model.Store, m *llama.Model) (*model.Exec, error) {
+	exec, err := llama.NewSequenceLogProbsExec(backend, store, m, llama.AdapterOff)
+	if err != nil {
+		return nil, err
+	}
+	return exec.SetMaxCache(-1), nil // one graph per batch shape (see newMicroStep)
 }
 
 // refTensors are the cached reference log-probs of a batch: chosen [B] and rejected [B].

@@ -38,6 +38,8 @@ type Env struct {
 	// Progress, if set, receives a progress bar with ETA (pass os.Stderr when it is a terminal);
 	// otherwise progress is logged at each logging step.
 	Progress io.Writer
+
+	sessions *sessions // set by TrainAll: hands a run's model and programs to the next persona
 }
 
 // Result summarises a finished run.
@@ -51,8 +53,11 @@ type Result struct {
 	// RefCache is "hit", "computed" (and stored) or "off" (dpo without the cache: the
 	// reference runs in the training graph; sft); dpo --full without the cache: "memory"
 	// (computed from the initial weights at the start, not stored).
-	RefCache     string
-	RefTime      time.Duration // time spent computing reference log-probs (0 on a cache hit)
+	RefCache string
+	RefTime  time.Duration // time spent computing reference log-probs (0 on a cache hit)
+	// Reused says the run took the model and compiled programs of train-all's previous
+	// persona instead of loading and compiling its own (see session).
+	Reused       bool
 	EpochTimes   []time.Duration
 	TrainTime    time.Duration // the optimizer-step loop, excluding loading and the reference pass
 	Tokens       int           // real tokens through the policy in this process
@@ -107,8 +112,22 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		}
 		return nil, fmt.Errorf("train: %s: cannot create %s: %w (choose a directory you can write to)", flag, runDir, err)
 	}
-	base, err := loadBase(c)
-	if err != nil {
+	// train-all's previous persona leaves its loaded model and compiled programs (see session).
+	sess := env.sessions.take(c)
+	ok := false // set just before the successful return
+	defer func() {
+		switch {
+		case sess == nil:
+		case ok:
+			env.sessions.keep(sess, c)
+		default:
+			sess.close()
+		}
+	}()
+	var base *baseModel
+	if sess != nil {
+		base = sess.base
+	} else if base, err = loadBase(c); err != nil {
 		return nil, err
 	}
 	raw, err := data.Load(ctx, c.DataRoot, c.Persona)
@@ -136,14 +155,24 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		"prompt_tokens", fmt.Sprintf("%.0f", lengths.Prompt.Mean), "completion_tokens", fmt.Sprintf("%.0f", (lengths.Chosen.Mean+lengths.Rejected.Mean)/2),
 		"longest", lengths.Sequence.Max, "batches/epoch", p.batches, "steps", total, "padding", fmt.Sprintf("%.3f", stats.PaddingFraction))
 
-	store := model.NewStore()
-	m, tv, err := buildModel(store, base, c)
-	if err != nil {
-		return nil, err
+	res := &Result{RunDir: runDir, LocalDir: runDir, Stats: stats, RefCache: "off", Reused: sess != nil}
+	if sess != nil {
+		if err := sess.reset(); err != nil {
+			return nil, err
+		}
+		log.Info("reusing the previous persona's model and compiled programs")
+	} else {
+		store := model.NewStore()
+		m, tv, err := buildModel(store, base, c)
+		if err != nil {
+			return nil, err
+		}
+		if sess, err = newSession(c, base, store, m, tv); err != nil {
+			return nil, err
+		}
+		base.Weights = nil // the store holds its own copy
 	}
-	base.Weights = nil // the store holds its own copy
-
-	res := &Result{RunDir: runDir, LocalDir: runDir, Stats: stats, RefCache: "off"}
+	store, m, tv := sess.store, sess.m, sess.tv
 
 	// Reference log-probs, once per data set, before a checkpoint is restored: with --full the
 	// store then still holds the initial weights, which are the reference policy. LoRA runs
@@ -163,7 +192,11 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		}
 		if ref == nil {
 			t0 := time.Now()
-			if ref, err = computeRefLogps(backend, store, m, exs, c, pad); err != nil {
+			exec, err := sess.refExec(backend)
+			if err != nil {
+				return nil, err
+			}
+			if ref, err = computeRefLogps(exec, exs, c, pad); err != nil {
 				return nil, err
 			}
 			res.RefTime, res.RefCache = time.Since(t0), "memory"
@@ -250,16 +283,14 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	defer mlog.Close()
 
 	hostMasks := hostDropout(backend, m)
-	micro, err := newMicroStep(backend, store, m, c, tv, hostMasks)
+	micro, err := compiled(&sess.micro, func() (*model.Exec, error) { return newMicroStep(backend, store, m, c, tv, hostMasks) })
 	if err != nil {
 		return nil, err
 	}
-	defer micro.Finalize()
-	apply, err := newApplyStep(backend, store, c, tv)
+	apply, err := compiled(&sess.apply, func() (*model.Exec, error) { return newApplyStep(backend, store, c, tv) })
 	if err != nil {
 		return nil, err
 	}
-	defer apply.Finalize()
 
 	sched := newSchedule(c, total)
 	names := microMetricNames(c.Mode)
@@ -434,6 +465,7 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		}
 	}
 	log.Info("done", "dir", res.RunDir, "steps", total, "train_time", res.TrainTime.Round(time.Millisecond))
+	ok = true
 	return res, nil
 }
 
@@ -537,7 +569,8 @@ func buildModel(store *model.Store, base *baseModel, c Config) (*llama.Model, *t
 // small model keeps only part of the cores busy. With parallel > 1 each concurrent run gets
 // its own backend (or shares env.Backend when one is given), so it needs the pure-Go one (an
 // XLA client holds most of its device's memory), and runs log their progress instead of
-// drawing bars. At the first failure the runs still going are cancelled; TrainAll returns the
+// drawing bars. One at a time, the personas share the loaded base model and the compiled
+// programs (see session). At the first failure the runs still going are cancelled; TrainAll returns the
 // results of the personas that finished, in persona order, and the error.
 func TrainAll(ctx context.Context, c Config, env Env, parallel int) ([]*Result, error) {
 	if parallel < 1 {
@@ -553,10 +586,16 @@ func TrainAll(ctx context.Context, c Config, env Env, parallel int) ([]*Result, 
 			return nil, fmt.Errorf("train-all: --parallel %d needs the pure-Go CPU backend, not %q (each concurrent run holds its own backend; on an accelerator train one persona at a time)", parallel, name)
 		}
 		env.Progress = nil // interleaved bars are unreadable; each run logs its steps
-	} else if env.Backend == nil {
-		if env.Backend, err = NewBackend(c.Backend); err != nil {
-			return nil, err
+	} else {
+		if env.Backend == nil {
+			if env.Backend, err = NewBackend(c.Backend); err != nil {
+				return nil, err
+			}
 		}
+		// One persona after another on one backend: each hands its model and compiled
+		// programs to the next.
+		env.sessions = &sessions{}
+		defer env.sessions.close()
 	}
 	log := env.Logger
 	if log == nil {

@@ -173,6 +173,14 @@ func TestTrainAllParallel(t *testing.T) {
 	if len(seq) != len(personas) || len(par) != len(personas) {
 		t.Fatalf("results: %d sequential, %d parallel, want %d each", len(seq), len(par), len(personas))
 	}
+	// One after the other, each persona reuses the previous one's model and compiled programs
+	// (see session); the parallel runs build their own, so the byte comparison below also
+	// checks that a reused session trains exactly as a fresh one.
+	for i := range personas {
+		if want := i > 0; seq[i].Reused != want || par[i].Reused {
+			t.Errorf("%s: reused %v one after the other (want %v), %v in parallel (want false)", personas[i], seq[i].Reused, want, par[i].Reused)
+		}
+	}
 	for i, p := range personas {
 		if filepath.Base(par[i].RunDir) != p+"_v1.0" {
 			t.Errorf("parallel result %d is %s, want persona %s (results in persona order)", i, par[i].RunDir, p)
