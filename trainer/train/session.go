@@ -27,6 +27,7 @@ type session struct {
 	m       *llama.Model
 	tv      *trainVars
 	initial []*tensors.Tensor // the adapter's initial values, in tv.params order, on the host
+	shapes  map[[2]int]bool   // micro-batch shapes the training program has met (see stepClock)
 
 	micro, apply, ref *model.Exec // compiled as first needed
 }
@@ -45,7 +46,7 @@ func sessionKey(c Config) string {
 // newSession holds base, store, m and tv (just built) and, for a LoRA run, a copy of the
 // adapter's initial values.
 func newSession(c Config, base *baseModel, store *model.Store, m *llama.Model, tv *trainVars) (*session, error) {
-	s := &session{key: sessionKey(c), base: base, store: store, m: m, tv: tv}
+	s := &session{key: sessionKey(c), base: base, store: store, m: m, tv: tv, shapes: map[[2]int]bool{}}
 	if tv.full {
 		return s, nil // never reused: the base it trains is not kept
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -190,12 +191,30 @@ func TestBF16BaseWeights(t *testing.T) {
 // TestProgressBar draws the bar into a buffer.
 func TestProgressBar(t *testing.T) {
 	var buf bytes.Buffer
-	p := newProgress(&buf, 0, 10)
-	p.update(10, 0.5, 0.75, ModeDPO)
+	p := newProgress(&buf, 10)
+	p.update(4, 0, false, 0.7, 0.5, ModeDPO)
+	p.update(10, 90*time.Second, true, 0.5, 0.75, ModeDPO)
 	p.finish()
-	for _, want := range []string{"10/10 steps", "loss 0.5000", "acc 0.75", "ETA", "[==="} {
+	for _, want := range []string{"4/10 steps", "ETA ?", "10/10 steps", "loss 0.5000", "acc 0.75", "ETA 1m30s", "[==="} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("progress line %q lacks %q", buf.String(), want)
 		}
+	}
+}
+
+// TestStepClock: the ETA comes from the steps that met no new micro-batch shape (the others
+// also compiled a program), and is unknown until there is one.
+func TestStepClock(t *testing.T) {
+	batch := func(rows, seq int) data.Batch { return data.Batch{Tokens: make([][]int32, rows), Seq: seq} }
+	k := stepClock{shapes: map[[2]int]bool{{8, 256}: true}} // met by an earlier persona
+	k.add([]data.Batch{batch(8, 288)}, time.Minute)         // compiles
+	if _, ok := k.eta(10); ok {
+		t.Fatal("an ETA from a step that compiled")
+	}
+	k.add([]data.Batch{batch(8, 256), batch(8, 288)}, 2*time.Second)
+	k.add([]data.Batch{batch(8, 320)}, time.Hour) // compiles
+	k.add([]data.Batch{batch(8, 320), batch(8, 256)}, 4*time.Second)
+	if eta, ok := k.eta(10); !ok || eta != 30*time.Second {
+		t.Errorf("eta of 10 steps = %v, %v; want 30s (the mean of the 2 s and 4 s steps)", eta, ok)
 	}
 }

@@ -294,7 +294,8 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 
 	sched := newSchedule(c, total)
 	names := microMetricNames(c.Mode)
-	bar := newProgress(env.Progress, start, total)
+	bar := newProgress(env.Progress, total)
+	clock := stepClock{shapes: sess.shapes}
 	defer bar.finish()
 	saveState := func(step int) error {
 		st := ckptState{Step: step, TotalSteps: total, Epoch: step / p.stepsPerEpoch, Mode: c.Mode, Compat: compatOf(c, dkey), Window: win}
@@ -384,6 +385,7 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 		}
 		sums["grad_norm"] = norm
 		dt := time.Since(t0)
+		clock.add(batches, dt)
 		res.Tokens += realTokens
 		win.add(sums, realTokens, slots, dt.Seconds(), lr)
 		done := step + 1
@@ -404,16 +406,14 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 				if line.RewardsAccuracy != nil {
 					attrs = append(attrs, "acc", round4(*line.RewardsAccuracy), "margin", round4(*line.RewardsMargins))
 				}
-				if ran := done - start; ran > 0 && done < total {
-					// The rate of the steps this process ran (a resumed run's earlier steps took
-					// no time here).
-					eta := time.Since(trainStart) / time.Duration(ran) * time.Duration(total-done)
+				if eta, known := clock.eta(total - done); known && done < total {
 					attrs = append(attrs, "eta", eta.Round(time.Second).String())
 				}
 				log.Info("step", attrs...)
 			}
 		}
-		bar.update(done, sums["loss"], sums["rewards/accuracies"], c.Mode)
+		eta, etaKnown := clock.eta(total - done)
+		bar.update(done, eta, etaKnown, sums["loss"], sums["rewards/accuracies"], c.Mode)
 		if done%p.stepsPerEpoch == 0 {
 			if epochStartStep%p.stepsPerEpoch == 0 { // a whole epoch ran in this process
 				res.EpochTimes = append(res.EpochTimes, time.Since(epochStart))
