@@ -570,8 +570,8 @@ func buildModel(store *model.Store, base *baseModel, c Config) (*llama.Model, *t
 // its own backend (or shares env.Backend when one is given), so it needs the pure-Go one (an
 // XLA client holds most of its device's memory), and runs log their progress instead of
 // drawing bars. One at a time, the personas share the loaded base model and the compiled
-// programs (see session). At the first failure the runs still going are cancelled; TrainAll returns the
-// results of the personas that finished, in persona order, and the error.
+// programs (see session). At the first failure the runs still going are cancelled; TrainAll
+// returns the results of the personas that finished, in persona order, and the error.
 func TrainAll(ctx context.Context, c Config, env Env, parallel int) ([]*Result, error) {
 	if parallel < 1 {
 		return nil, fmt.Errorf("train-all: parallel (%d) must be ≥ 1", parallel)
