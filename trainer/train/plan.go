@@ -43,6 +43,18 @@ func newPlan(exs []data.Example, c Config, pad int32) *plan {
 // totalSteps is the number of optimizer steps of the run.
 func (p *plan) totalSteps() int { return p.stepsPerEpoch * p.epochs }
 
+// shapes counts the run's distinct micro-batch shapes ([rows, sequence]): the training step
+// compiles a program for each (on XLA seconds to minutes apiece; see stepClock).
+func (p *plan) shapes() int {
+	seen := map[[2]int]bool{}
+	for e := range p.epochs {
+		for _, b := range p.epochBatches(e) {
+			seen[[2]int{len(b.Tokens), b.Seq}] = true
+		}
+	}
+	return len(seen)
+}
+
 // epochBatches returns the micro-batches of epoch e (cached for the current epoch).
 func (p *plan) epochBatches(e int) []data.Batch {
 	if e != p.cachedEpoch {

@@ -75,7 +75,10 @@ type DataStats struct {
 	StepsPerEpoch   int     `json:"steps_per_epoch"`
 	TotalSteps      int     `json:"total_steps"`
 	PaddingFraction float64 `json:"padding_fraction"` // padding share of epoch 0's micro-batches
-	DataKey         string  `json:"data_key"`
+	// BatchShapes is the number of distinct micro-batch shapes over the run, each a program
+	// to compile (seconds to minutes apiece on XLA: --pad_to trades it against padding).
+	BatchShapes int    `json:"batch_shapes"`
+	DataKey     string `json:"data_key"`
 }
 
 // Train runs one persona's training as c describes and writes c.RunDir().
@@ -150,10 +153,10 @@ func Train(ctx context.Context, c Config, env Env) (*Result, error) {
 	p := newPlan(exs, c, pad)
 	total := p.totalSteps()
 	stats := DataStats{TruncStats: trunc, Lengths: lengths, Kept: len(exs), BatchesPerEpoch: p.batches, StepsPerEpoch: p.stepsPerEpoch,
-		TotalSteps: total, PaddingFraction: paddingFraction(p), DataKey: dkey}
+		TotalSteps: total, PaddingFraction: paddingFraction(p), BatchShapes: p.shapes(), DataKey: dkey}
 	log.Info("data", "examples", trunc.Examples, "truncated", trunc.Truncated, "dropped", trunc.Dropped,
 		"prompt_tokens", fmt.Sprintf("%.0f", lengths.Prompt.Mean), "completion_tokens", fmt.Sprintf("%.0f", (lengths.Chosen.Mean+lengths.Rejected.Mean)/2),
-		"longest", lengths.Sequence.Max, "batches/epoch", p.batches, "steps", total, "padding", fmt.Sprintf("%.3f", stats.PaddingFraction))
+		"longest", lengths.Sequence.Max, "batches/epoch", p.batches, "steps", total, "padding", fmt.Sprintf("%.3f", stats.PaddingFraction), "shapes", stats.BatchShapes)
 
 	res := &Result{RunDir: runDir, LocalDir: runDir, Stats: stats, RefCache: "off", Reused: sess != nil}
 	if sess != nil {

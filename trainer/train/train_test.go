@@ -18,6 +18,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
+	"github.com/pantrypilot/recipe-dpo/trainer/data"
 	"github.com/pantrypilot/recipe-dpo/trainer/model"
 	"github.com/pantrypilot/recipe-dpo/trainer/peft"
 	"github.com/pantrypilot/recipe-dpo/trainer/safetensors"
@@ -95,6 +96,12 @@ func TestTrainSmoke(t *testing.T) {
 			if l := stats.Lengths; l.Prompt.Mean <= 0 || l.Chosen.Mean <= 0 || l.Sequence.Max <= 0 || l.Sequence.Max > c.MaxLength {
 				t.Errorf("data_stats.json lengths %+v, want positive means and a longest sequence within max_length %d", l, c.MaxLength)
 			}
+			if mode == ModeDPO {
+				_, _, _, exs, pad := setup(t, c)
+				if want := len(stepShapes(newPlan(exs, c, pad))); stats.BatchShapes != want {
+					t.Errorf("data_stats.json batch_shapes %d, the run's micro-batches have %d", stats.BatchShapes, want)
+				}
+			}
 			lines := readMetrics(t, dir)
 			if len(lines) != 10 {
 				t.Fatalf("metrics.jsonl has %d lines, want 10", len(lines))
@@ -145,6 +152,42 @@ func TestManyBatchShapes(t *testing.T) {
 	}
 	if res.Steps != 40 {
 		t.Errorf("steps = %d, want 40", res.Steps)
+	}
+}
+
+// stepShapes collects the [rows, sequence] shapes of every micro-batch of every step of p.
+func stepShapes(p *plan) map[[2]int]bool {
+	shapes := map[[2]int]bool{}
+	for s := range p.totalSteps() {
+		_, micro, _ := p.step(s)
+		for _, b := range micro {
+			shapes[[2]int{len(b.Tokens), b.Seq}] = true
+		}
+	}
+	return shapes
+}
+
+// TestPlanShapes: data_stats.json's batch_shapes counts the distinct micro-batch shapes of
+// the whole run: rows (a smaller last batch) and padded lengths both, in every epoch (over
+// 32 batches, the length buckets differ from one epoch's shuffle to the next).
+func TestPlanShapes(t *testing.T) {
+	var exs []data.Example
+	for i := range 150 {
+		exs = append(exs, data.Example{ID: fmt.Sprint(i), Prompt: make([]int, 5+(i*37)%101), Chosen: make([]int, 3), Rejected: make([]int, 2+i%3)})
+	}
+	c := DefaultConfig()
+	c.BatchSize, c.GradAccum, c.Epochs = 4, 2, 3 // 37 batches of 4 pairs (8 rows), then one of 2 (4 rows)
+	for _, padTo := range []int{1, 16, 64} {
+		c.PadTo = padTo
+		p := newPlan(exs, c, 0)
+		want := stepShapes(p)
+		rows := map[int]bool{}
+		for s := range want {
+			rows[s[0]] = true
+		}
+		if got := p.shapes(); got != len(want) || len(rows) != 2 {
+			t.Errorf("pad_to %d: %d shapes, the steps have %d %v (over %d row counts, want 2)", padTo, got, len(want), want, len(rows))
+		}
 	}
 }
 
