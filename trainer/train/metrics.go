@@ -150,8 +150,8 @@ func truncateMetrics(path string, step int) error {
 // also compiles that shape's program, which on XLA takes seconds to minutes: on an H100 a run
 // of the demo's model logged eta=13m40s at step 5, and its remaining 285 steps took 16 s, 14 s
 // of it in the two that compiled. Averaged in, such steps put the ETA off many times over,
-// so it comes from the other steps alone (and is unknown until there is one). New shapes met later still compile, so it can
-// come out short by their compilation.
+// so it comes from the other steps alone (and is unknown until there is one). New shapes met
+// later still compile, so it can come out short by their compilation.
 type stepClock struct {
 	shapes map[[2]int]bool // micro-batch shapes met so far (a session's: earlier personas' too)
 	steady time.Duration   // time of the steps that met no new shape
