@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
-	_ "github.com/gomlx/compute/gobackend" // the pure-Go backend, always available
+	"github.com/gomlx/compute/gobackend" // the pure-Go backend, always available
 )
 
 // cudaHelp explains how to make the XLA CUDA backend available.
@@ -38,6 +38,10 @@ func NewBackend(config string) (b compute.Backend, err error) {
 	}
 	return b, nil
 }
+
+// isGoBackend reports whether b is GoMLX's pure-Go backend (host-drawn dropout masks,
+// bit-identical reruns).
+func isGoBackend(b compute.Backend) bool { return b.String() == gobackend.BackendName }
 
 func backendError(config string, err error) error {
 	name, _, _ := strings.Cut(config, ":")

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/gobackend"
 
 	"github.com/pantrypilot/recipe-dpo/schemas"
 	"github.com/pantrypilot/recipe-dpo/trainer/model"
@@ -41,7 +40,7 @@ func backend(t testing.TB) compute.Backend {
 // personas, the reference cache on disk or in memory, gs://) rely on. XLA's are not guaranteed
 // to be: it compiles each run's programs anew and picks GPU kernels per program, and on an
 // H100 (2026-12-06) TestFullDPO, which compares two runs' model bytes, failed.
-func onGoBackend(t testing.TB) bool { return backend(t).String() == gobackend.BackendName }
+func onGoBackend(t testing.TB) bool { return isGoBackend(backend(t)) }
 
 // requireBitIdenticalReruns skips a test whose point is byte equality between runs (see
 // onGoBackend) on a backend that does not promise it.

@@ -162,7 +162,7 @@ type stepClock struct {
 func (k *stepClock) add(batches []data.Batch, dt time.Duration) {
 	fresh := false
 	for _, b := range batches {
-		s := [2]int{len(b.Tokens), b.Seq}
+		s := batchShape(b)
 		if !k.shapes[s] {
 			k.shapes[s], fresh = true, true
 		}

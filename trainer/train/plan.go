@@ -30,7 +30,7 @@ func newPlan(exs []data.Example, c Config, pad int32) *plan {
 	batches := (len(exs) + c.BatchSize - 1) / c.BatchSize
 	return &plan{
 		exs:           exs,
-		opts:          data.Options{BatchSize: c.BatchSize, Seed: c.Seed, Bucket: true, PadTo: c.PadTo, PadID: pad},
+		opts:          batchOptions(c, pad),
 		mode:          c.Mode,
 		accum:         c.GradAccum,
 		batches:       batches,
@@ -39,6 +39,15 @@ func newPlan(exs []data.Example, c Config, pad int32) *plan {
 		cachedEpoch:   -1,
 	}
 }
+
+// batchOptions is how a run cuts its examples into micro-batches (the training plan's and
+// the reference pass's): seeded, length-bucketed, padded to a multiple of c.PadTo.
+func batchOptions(c Config, pad int32) data.Options {
+	return data.Options{BatchSize: c.BatchSize, Seed: c.Seed, Bucket: true, PadTo: c.PadTo, PadID: pad}
+}
+
+// batchShape is a micro-batch's [rows, sequence]: each shape is a program to compile.
+func batchShape(b data.Batch) [2]int { return [2]int{len(b.Tokens), b.Seq} }
 
 // totalSteps is the number of optimizer steps of the run.
 func (p *plan) totalSteps() int { return p.stepsPerEpoch * p.epochs }
@@ -49,7 +58,7 @@ func (p *plan) shapes() int {
 	seen := map[[2]int]bool{}
 	for e := range p.epochs {
 		for _, b := range p.epochBatches(e) {
-			seen[[2]int{len(b.Tokens), b.Seq}] = true
+			seen[batchShape(b)] = true
 		}
 	}
 	return len(seen)

@@ -82,8 +82,7 @@ func saveRefCache(dir, key string, c Config, dkey string, ref refLogps) error {
 // is newRefExec's) over every example once, batch by batch in length-sorted order.
 func computeRefLogps(exec *model.Exec, exs []data.Example, c Config, pad int32) (refLogps, error) {
 	ref := make(refLogps, len(exs))
-	opts := data.Options{BatchSize: c.BatchSize, Seed: c.Seed, Bucket: true, PadTo: c.PadTo, PadID: pad}
-	for _, b := range data.Batches(exs, opts, -1) {
+	for _, b := range data.Batches(exs, batchOptions(c, pad), -1) {
 		outs, err := exec.Exec(batchTensors(b)...)
 		if err != nil {
 			return nil, fmt.Errorf("reference log-probs: %w", outOfMemory(err, c, b))

@@ -6,7 +6,6 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -195,7 +194,7 @@ func newMicroStep(backend compute.Backend, store *model.Store, m *llama.Model, c
 // in Go (llama.DrawDropoutMasks): on GoMLX's pure-Go backend, whose in-graph random draw is
 // slow (see llama's dropout.go), when the adapter has dropout. XLA backends draw on the device.
 func hostDropout(backend compute.Backend, m *llama.Model) bool {
-	return backend.String() == gobackend.BackendName && !testInGraphDropout && len(m.DropoutMasks(0)) > 0
+	return isGoBackend(backend) && !testInGraphDropout && len(m.DropoutMasks(0)) > 0
 }
 
 // dropoutMasks draws the LoRA dropout masks of micro-batch b (with hostMasks; see
